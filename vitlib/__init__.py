@@ -1,0 +1,33 @@
+"""vitlib: the Vision Transformer of the ViT course, built from small, tested parts.
+
+Each module is one idea, built in the open in one notebook first:
+
+- :mod:`vitlib.patches`     images -> patches -> patch tokens (notebook 01)
+- :mod:`vitlib.attention`   scaled dot-product and multi-head self-attention (02, 03)
+- :mod:`vitlib.embeddings`  class token and position embeddings (01, 04)
+- :mod:`vitlib.encoder`     MLP and the pre-norm encoder block (05)
+- :mod:`vitlib.model`       the whole ViT; :mod:`vitlib.configs` its named sizes (06)
+- :mod:`vitlib.data`        Fashion-MNIST and photos, offline (00)
+"""
+
+from .attention import MultiHeadSelfAttention, scaled_dot_product_attention
+from .configs import CONFIGS, vit_config
+from .embeddings import (
+    ClassToken,
+    PositionEmbedding,
+    resize_position_embedding,
+    sincos_1d,
+    sincos_2d,
+)
+from .encoder import MLP, EncoderBlock
+from .model import ViT, vit
+from .patches import PatchEmbedding, extract_patches, patches_to_images
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONFIGS", "MLP", "ClassToken", "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbedding",
+    "PositionEmbedding", "ViT", "extract_patches", "patches_to_images",
+    "resize_position_embedding", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
+    "vit", "vit_config",
+]

@@ -1,0 +1,303 @@
+"""Real data for the course, offline first.
+
+Fashion-MNIST (Xiao et al. 2017): 70,000 grey 28x28 photos of clothes in 10 classes.
+:func:`load_fashion_mnist` looks for the four original IDX files in these places, in order:
+
+1. the course data directory: ``$VITLIB_DATA_DIR/fashion-mnist`` if that variable is set,
+   else ``data/fashion-mnist`` in the course checkout (where ``make data`` downloads to);
+2. the Keras cache: ``$KERAS_HOME/datasets/fashion-mnist`` (default ``~/.keras/...``);
+3. Debian's ``dataset-fashion-mnist`` package: ``/usr/share/datasets/fashion-mnist``;
+4. the official download (only when ``download=True``), saved into place 1.
+
+Whatever the source, the decoded arrays are verified (shapes, dtype, labels, 6,000/1,000
+images per class, and a SHA-256 of the decoded bytes), so a truncated or corrupted file
+gives a :class:`DataError` that names the file, never a crash deep inside NumPy.
+
+:func:`load_photos` returns real photos bundled with scikit-image (no download), centre-cropped
+and resized to 224x224, for the patching lessons.
+
+Command line: ``python -m vitlib.data check`` (where is the data?) and
+``python -m vitlib.data download`` (fetch it into the course data directory).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+#: The same names in Japanese, for plots and tables in the course.
+CLASS_NAMES_JA = (
+    "Tシャツ/トップ", "ズボン", "プルオーバー", "ドレス", "コート",
+    "サンダル", "シャツ", "スニーカー", "バッグ", "アンクルブーツ",
+)
+
+FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+#: SHA-256 of the decoded array bytes (``array.tobytes()``): the same for every source,
+#: whatever gzip level the file was compressed with.
+SHA256 = {
+    "x_train": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
+    "y_train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+    "x_test": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
+    "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+}
+SHAPES = {"x_train": (60000, 28, 28), "y_train": (60000,), "x_test": (10000, 28, 28), "y_test": (10000,)}
+DOWNLOAD_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FIX_COMMAND = "make data"
+
+
+class DataError(RuntimeError):
+    """The course data is missing or damaged. The message says where and how to fix it."""
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    """Fashion-MNIST as uint8 arrays: images (n, 28, 28) in 0..255, labels (n,) in 0..9."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple = CLASS_NAMES
+    source: str = ""
+
+    def __iter__(self):  # allows (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
+        return iter([(self.x_train, self.y_train), (self.x_test, self.y_test)])
+
+
+def course_data_dir() -> Path:
+    """The course's own data directory: ``$VITLIB_DATA_DIR`` or ``data/`` in the checkout."""
+    env = os.environ.get("VITLIB_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parent.parent / "data"
+    if checkout.is_dir():
+        return checkout
+    return Path.home() / ".vitlib" / "data"
+
+
+def keras_cache_dir() -> Path:
+    """Where ``keras.datasets.fashion_mnist.load_data()`` caches its files."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets" / "fashion-mnist"
+
+
+def candidate_dirs() -> list[tuple[str, Path]]:
+    """The places searched, in order, as ``(description, directory)`` pairs."""
+    return [
+        ("course data directory", course_data_dir() / "fashion-mnist"),
+        ("Keras cache", keras_cache_dir()),
+        ("Debian package dataset-fashion-mnist", DEBIAN_DIR),
+    ]
+
+
+def _read_idx(path: Path, key: str) -> np.ndarray:
+    """Decode one gzipped IDX file, checking its header against the expected shape."""
+    expected = SHAPES[key]
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(
+            f"Fashion-MNIST file {path} is damaged ({type(e).__name__}: {e}). "
+            f"Delete it and run `{FIX_COMMAND}` to get a good copy."
+        ) from e
+    ndim = len(expected)
+    header = 4 + 4 * ndim
+    magic = 2048 + ndim  # 2049 for labels, 2051 for images: unsigned bytes, ndim dimensions
+    if len(raw) < header or int.from_bytes(raw[:4], "big") != magic:
+        raise DataError(
+            f"Fashion-MNIST file {path} is not an IDX file of {ndim} dimension(s) "
+            f"(expected magic number {magic}). Delete it and run `{FIX_COMMAND}`."
+        )
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if dims != expected:
+        raise DataError(f"Fashion-MNIST file {path} has shape {dims}, expected {expected}.")
+    body = raw[header:]
+    if len(body) != int(np.prod(expected)):
+        raise DataError(
+            f"Fashion-MNIST file {path} is truncated or padded: {len(body)} bytes of data, "
+            f"expected {int(np.prod(expected))}. Delete it and run `{FIX_COMMAND}`."
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(expected)
+
+
+def verify(arrays: dict, where: str = "") -> None:
+    """Check decoded Fashion-MNIST arrays: shapes, dtype, labels, class counts, checksums."""
+    for key, shape in SHAPES.items():
+        a = arrays[key]
+        name = f"{where}/{FILES[key]}" if where else key
+        if a.shape != shape or a.dtype != np.uint8:
+            raise DataError(f"{name}: expected uint8 {shape}, got {a.dtype} {a.shape}.")
+        if key.startswith("y"):
+            counts = np.bincount(a, minlength=10)
+            per_class = shape[0] // 10
+            if len(counts) != 10 or not np.all(counts == per_class):
+                raise DataError(
+                    f"{name}: expected {per_class} images of each of the 10 classes, "
+                    f"got counts {counts.tolist()}."
+                )
+        digest = hashlib.sha256(a.tobytes()).hexdigest()
+        if digest != SHA256[key]:
+            raise DataError(
+                f"{name}: the decoded data differ from the official Fashion-MNIST "
+                f"(SHA-256 {digest[:16]}..., expected {SHA256[key][:16]}...). "
+                f"Delete it and run `{FIX_COMMAND}`."
+            )
+
+
+def _load_dir(directory: Path) -> dict:
+    arrays = {key: _read_idx(directory / fname, key) for key, fname in FILES.items()}
+    verify(arrays, str(directory))
+    return arrays
+
+
+def find_fashion_mnist() -> tuple[str, Path] | None:
+    """Return ``(description, directory)`` of the first place holding all four files, or None."""
+    for description, directory in candidate_dirs():
+        if all((directory / fname).is_file() for fname in FILES.values()):
+            return description, directory
+    return None
+
+
+def download_fashion_mnist(target: Path | None = None, url: str | None = None,
+                           timeout: float = 20.0) -> Path:
+    """Download the four files into ``target`` (default: the course data directory).
+
+    Each file is written to a temporary name and moved into place only once complete,
+    so an interrupted download never leaves a truncated file behind.
+    """
+    target = Path(target) if target else course_data_dir() / "fashion-mnist"
+    url = url or DOWNLOAD_URL
+    target.mkdir(parents=True, exist_ok=True)
+    for fname in FILES.values():
+        dest = target / fname
+        if dest.is_file():
+            continue
+        with urllib.request.urlopen(url + fname, timeout=timeout) as response:
+            with tempfile.NamedTemporaryFile(dir=target, delete=False, suffix=".part") as tmp:
+                shutil.copyfileobj(response, tmp)
+        os.replace(tmp.name, dest)
+    _load_dir(target)  # verify before declaring success
+    return target
+
+
+def load_fashion_mnist(download: bool = False) -> FashionMNIST:
+    """Load Fashion-MNIST from the first place that has it (see the module docstring).
+
+    Returns a :class:`FashionMNIST` with ``x_train`` (60000, 28, 28), ``y_train`` (60000,),
+    ``x_test`` (10000, 28, 28), ``y_test`` (10000,), all uint8, plus ``class_names`` and
+    ``source`` (which place it came from). It also unpacks like Keras' loader:
+    ``(x_train, y_train), (x_test, y_test) = load_fashion_mnist()``.
+    """
+    found = find_fashion_mnist()
+    if found is None and download:
+        try:
+            target = download_fashion_mnist()
+            found = ("downloaded into the course data directory", target)
+        except OSError as e:
+            reason = f"The download from {DOWNLOAD_URL} failed too: {e}."
+        else:
+            reason = ""
+    else:
+        reason = "" if found else "The download was not attempted (download=False)."
+    if found is None:
+        looked = "\n".join(f"  - {d}: {p}" for d, p in candidate_dirs())
+        raise DataError(
+            "Fashion-MNIST was not found. Looked for the four files "
+            f"({', '.join(FILES.values())}) in:\n{looked}\n{reason}\n"
+            f"Fix: run `{FIX_COMMAND}` in the course folder "
+            "(offline on Debian/Ubuntu as root it installs the package dataset-fashion-mnist), "
+            "or set VITLIB_DATA_DIR to a folder that holds fashion-mnist/."
+        )
+    description, directory = found
+    arrays = _load_dir(directory)
+    return FashionMNIST(**arrays, source=f"{description} ({directory})")
+
+
+# --------------------------------------------------------------------------------------
+# Photos bundled with scikit-image
+# --------------------------------------------------------------------------------------
+
+#: name -> (scikit-image function, description, license)
+PHOTOS = {
+    "astronaut": ("astronaut", "Astronaut Eileen Collins (NASA)", "public domain"),
+    "cat": ("chelsea", "Chelsea the cat (Stefan van der Walt)", "CC0"),
+    "coffee": ("coffee", "A cup of coffee (Rachel Michetti)", "CC0"),
+    "rocket": ("rocket", "Falcon 9 launch (SpaceX)", "CC0"),
+}
+
+
+def center_crop_resize(image: np.ndarray, size: int = 224) -> np.ndarray:
+    """Crop the largest centred square from ``image`` (H, W, 3) and resize it to (size, size, 3) uint8."""
+    from skimage.transform import resize
+
+    h, w = image.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    square = image[top : top + s, left : left + s]
+    out = resize(square, (size, size), anti_aliasing=True, preserve_range=True)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def load_photos(names=("astronaut", "cat", "coffee"), size: int = 224) -> dict:
+    """Return ``{name: uint8 array (size, size, 3)}`` of photos bundled with scikit-image.
+
+    Available names: ``astronaut``, ``cat``, ``coffee``, ``rocket``. No download is needed.
+    """
+    unknown = [n for n in names if n not in PHOTOS]
+    if unknown:
+        raise ValueError(f"`names` must be taken from {sorted(PHOTOS)}, got unknown {unknown}.")
+    try:
+        import skimage.data
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise DataError("load_photos needs scikit-image: pip install scikit-image") from e
+    return {n: center_crop_resize(getattr(skimage.data, PHOTOS[n][0])(), size) for n in names}
+
+
+def _main(argv: list[str]) -> int:
+    command = argv[0] if argv else "check"
+    if command == "download":
+        try:
+            where = download_fashion_mnist()
+        except OSError as e:
+            print(f"Download from {DOWNLOAD_URL} failed: {e}", file=sys.stderr)
+            return 1
+        print(f"Fashion-MNIST downloaded and verified in {where}")
+        return 0
+    if command == "check":
+        try:
+            data = load_fashion_mnist()
+            load_photos()
+        except DataError as e:
+            print(e, file=sys.stderr)
+            return 1
+        print(f"Fashion-MNIST OK: {len(data.x_train)} train + {len(data.x_test)} test images, "
+              f"from the {data.source}")
+        print(f"Photos OK: {', '.join(PHOTOS)} (bundled with scikit-image)")
+        return 0
+    print("usage: python -m vitlib.data [check|download]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

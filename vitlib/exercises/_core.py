@@ -1,0 +1,105 @@
+"""A small checker for the notebooks' exercises.
+
+A checker runs the learner's function on fresh random inputs and compares the result with a
+reference. When the answer is wrong, it also runs each *known mistake* (a deliberately wrong
+implementation of the usual slip: forgot sqrt(d), softmax over the wrong axis, ...) and, if the
+learner's output matches one of them, gives that mistake's targeted hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong answer: ``fn`` has the exercise's signature and makes the mistake."""
+
+    name: str
+    fn: Callable
+    hint: str
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a checker says. True when the answer is right; shows as a short message."""
+
+    passed: bool
+    message: str
+    mistake: str | None = None  # the name of the recognised mistake, if any
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _repr_markdown_(self) -> str:
+        return self.message
+
+
+def _as_numpy(x):
+    if isinstance(x, (tuple, list)):
+        return type(x)(_as_numpy(v) for v in x)
+    return np.asarray(x)
+
+
+def _close(got, want, atol: float) -> bool:
+    got, want = _as_numpy(got), _as_numpy(want)
+    if isinstance(want, (tuple, list)):
+        return (isinstance(got, (tuple, list)) and len(got) == len(want)
+                and all(_close(g, w, atol) for g, w in zip(got, want, strict=True)))
+    if isinstance(got, (tuple, list)) or got.shape != want.shape:
+        return False
+    return bool(np.allclose(got, want, atol=atol, rtol=1e-4))
+
+
+def _describe(x) -> str:
+    x = _as_numpy(x)
+    if isinstance(x, (tuple, list)):
+        return "(" + ", ".join(_describe(v) for v in x) + ")"
+    return f"array of shape {x.shape}" if x.ndim else repr(x.item())
+
+
+def check(learner: Callable, reference: Callable, make_case: Callable[[np.random.Generator], Sequence],
+          mistakes: Sequence[Mistake] = (), title: str = "Exercise", cases: int = 5,
+          atol: float = 1e-5, seed: int | None = None) -> Feedback:
+    """Run ``learner`` and ``reference`` on ``cases`` random inputs from ``make_case(rng)``.
+
+    Returns :class:`Feedback`: passed, or the first problem found with a targeted hint.
+    """
+    rng = np.random.default_rng(seed)
+    for i in range(cases):
+        args = tuple(make_case(rng))
+        want = reference(*args)
+        shapes = ", ".join(_describe(a) for a in args)
+        try:
+            got = learner(*args)
+        except NotImplementedError:
+            return Feedback(False, f"❌ {title}: not written yet; replace the `raise NotImplementedError`.")
+        except Exception as e:  # the learner's code: report any error in plain words
+            return Feedback(False, f"❌ {title}: your function raised {type(e).__name__}: {e}\n"
+                                   f"   (inputs: {shapes})")
+        if got is None:
+            return Feedback(False, f"❌ {title}: your function returned None. Did you forget `return`?")
+        if _close(got, want, atol):
+            continue
+        for m in mistakes:
+            try:
+                if _close(got, m.fn(*args), atol):
+                    return Feedback(False, f"❌ {title}: {m.hint}", mistake=m.name)
+            except Exception:  # a mistake that cannot run on this case simply does not match
+                pass
+        g, w = _as_numpy(got), _as_numpy(want)
+        if not isinstance(w, (tuple, list)) and not isinstance(g, (tuple, list)) and g.shape != w.shape:
+            return Feedback(False, f"❌ {title}: wrong shape: got {g.shape}, expected {w.shape} "
+                                   f"(inputs: {shapes}).")
+        if not isinstance(w, (tuple, list)) and not isinstance(g, (tuple, list)):
+            err = float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64))))
+            return Feedback(False, f"❌ {title}: the shape is right but the values differ "
+                                   f"(largest difference {err:.3g}) on random case {i + 1}.")
+        return Feedback(False, f"❌ {title}: expected {_describe(want)}, got {_describe(got)}.")
+    return Feedback(True, f"✅ {title}: correct on {cases} random cases.")

@@ -1,0 +1,156 @@
+"""Step 5: the whole Vision Transformer (Dosovitskiy et al. 2021, Eq. 1-4).
+
+z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos      (Eq. 1)  PatchEmbedding, ClassToken, PositionEmbedding
+z'_l = MSA(LN(z_{l-1})) + z_{l-1},  l = 1..L         (Eq. 2)  EncoderBlock
+z_l  = MLP(LN(z'_l)) + z'_l,        l = 1..L         (Eq. 3)  EncoderBlock
+y    = LN(z_L^0)                                     (Eq. 4)  final norm, then the head
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from . import _checks
+from .configs import vit_config
+from .embeddings import ClassToken, PositionEmbedding
+from .encoder import EncoderBlock
+from .patches import PatchEmbedding
+
+
+@keras.saving.register_keras_serializable(package="vitlib")
+class ViT(keras.Model):
+    """Vision Transformer classifier.
+
+    images (batch, image_size, image_size, channels), float -> logits (batch, num_classes).
+    ``model(images, return_attention=True)`` also returns a list with one attention tensor
+    (batch, heads, tokens, tokens) per layer. ``model.encode(images)`` returns the normalised
+    tokens (batch, tokens, dim) before pooling.
+
+    ``pooling="cls"`` prepends a class token and classifies its output (the paper's default);
+    ``pooling="mean"`` has no class token and averages the patch tokens (global average pooling).
+    ``position`` is ``"learned"``, ``"sincos"`` or ``"none"``.
+    """
+
+    def __init__(self, image_size=224, patch_size=16, num_classes=1000, dim=768, depth=12,
+                 num_heads=12, mlp_dim=3072, channels=3, pooling="cls", position="learned",
+                 dropout=0.0, attention_dropout=0.0, patch_method="conv",
+                 layer_norm_epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = _checks.pair("image_size", image_size)
+        self.patch_size = _checks.positive_int("patch_size", patch_size)
+        for axis, size in zip(("height", "width"), self.image_size, strict=True):
+            _checks.divides(f"image_size ({axis})", size, "patch_size", self.patch_size)
+        self.num_classes = _checks.positive_int("num_classes", num_classes)
+        self.dim = _checks.positive_int("dim", dim)
+        self.depth = _checks.positive_int("depth", depth)
+        self.num_heads = _checks.positive_int("num_heads", num_heads)
+        if self.dim % self.num_heads:
+            raise ValueError(
+                f"`num_heads`={num_heads} must divide `dim`={dim}: each head gets dim / num_heads "
+                f"features (e.g. num_heads in {[h for h in range(1, 17) if dim % h == 0]})."
+            )
+        self.mlp_dim = _checks.positive_int("mlp_dim", mlp_dim)
+        self.channels = _checks.positive_int("channels", channels)
+        self.pooling = _checks.one_of("pooling", pooling, {"cls", "mean"})
+        self.position = _checks.one_of("position", position, set(PositionEmbedding.KINDS))
+        self.dropout = _checks.probability("dropout", dropout)
+        self.attention_dropout = _checks.probability("attention_dropout", attention_dropout)
+        self.patch_method = patch_method
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+
+        self.grid_size = (self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size)
+        prefix = 1 if self.pooling == "cls" else 0
+        self.patch_embedding = PatchEmbedding(self.patch_size, self.dim, method=patch_method,
+                                              name="patch_embedding")
+        self.class_token = ClassToken(name="class_token") if prefix else None
+        self.position_embedding = PositionEmbedding(self.grid_size, kind=self.position,
+                                                    num_prefix_tokens=prefix,
+                                                    name="position_embedding")
+        self.embedding_dropout = layers.Dropout(self.dropout)
+        self.blocks = [
+            EncoderBlock(self.num_heads, self.mlp_dim, dropout=self.dropout,
+                         attention_dropout=self.attention_dropout,
+                         layer_norm_epsilon=self.layer_norm_epsilon, name=f"block_{i}")
+            for i in range(self.depth)
+        ]
+        self.norm = layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name="norm")
+        self.head = layers.Dense(self.num_classes, name="head")
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens the encoder sees: patches, plus one class token with ``pooling="cls"``."""
+        return self.grid_size[0] * self.grid_size[1] + (self.pooling == "cls")
+
+    def build(self, input_shape=None):
+        if input_shape is None:
+            input_shape = (None, *self.image_size, self.channels)
+        self._check_images(input_shape)
+        self.patch_embedding.build(input_shape)
+        tokens = (input_shape[0], self.num_tokens, self.dim)
+        if self.class_token is not None:
+            self.class_token.build((input_shape[0], self.num_tokens - 1, self.dim))
+        self.position_embedding.build(tokens)
+        for block in self.blocks:
+            block.build(tokens)
+        self.norm.build(tokens)
+        self.head.build((input_shape[0], self.dim))
+        self.built = True
+
+    def _check_images(self, shape):
+        shape = _checks.image_batch("images", shape, self.channels)
+        if tuple(shape[1:3]) != self.image_size and None not in shape[1:3]:
+            raise ValueError(
+                f"`images` must be {self.image_size[0]}x{self.image_size[1]} for this model "
+                f"(image_size={self.image_size}), got shape {tuple(shape)}. Resize the images, or "
+                "build a model for the new size and use resize_position_embedding."
+            )
+
+    def encode(self, images, training=None, return_attention=False):
+        """images (batch, H, W, C) -> normalised tokens (batch, tokens, dim) [, attention list]."""
+        self._check_images(ops.shape(images))
+        x = self.patch_embedding(images)  # (batch, N, dim)       Eq. 1
+        if self.class_token is not None:
+            x = self.class_token(x)  # (batch, 1 + N, dim)
+        x = self.embedding_dropout(self.position_embedding(x), training=training)
+        attention = []
+        for block in self.blocks:  # Eq. 2-3
+            if return_attention:
+                x, weights = block(x, return_attention_scores=True, training=training)
+                attention.append(weights)
+            else:
+                x = block(x, training=training)
+        x = self.norm(x)  # Eq. 4 (applied to every token)
+        return (x, attention) if return_attention else x
+
+    def pool(self, tokens):
+        """(batch, tokens, dim) -> (batch, dim): the class token, or the mean of the patch tokens."""
+        return tokens[:, 0] if self.pooling == "cls" else ops.mean(tokens, axis=1)
+
+    def call(self, images, training=None, return_attention=False):
+        out = self.encode(images, training=training, return_attention=return_attention)
+        tokens, attention = out if return_attention else (out, None)
+        logits = self.head(self.pool(tokens))
+        return (logits, attention) if return_attention else logits
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_size": self.image_size, "patch_size": self.patch_size,
+            "num_classes": self.num_classes, "dim": self.dim, "depth": self.depth,
+            "num_heads": self.num_heads, "mlp_dim": self.mlp_dim, "channels": self.channels,
+            "pooling": self.pooling, "position": self.position, "dropout": self.dropout,
+            "attention_dropout": self.attention_dropout, "patch_method": self.patch_method,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }
+
+
+def vit(name: str, **overrides) -> ViT:
+    """Build a named ViT (see :mod:`vitlib.configs`), e.g. ``vit("B/16")`` or
+    ``vit("fashion-small", position="sincos")``. The model is built, ready to count parameters."""
+    model = ViT(**vit_config(name, **overrides))
+    model.build()
+    return model
