@@ -71,3 +71,6 @@ clean:
 student: $(STAMP)
 	$(PY) tools/make_editions.py build $(NOTEBOOKS)
 	@echo "Student editions in build/student/, teacher editions in build/teacher/"
+
+bench: data
+	$(PY) benchmarks/notebook_times.py $(NOTEBOOKS)

@@ -1,0 +1,86 @@
+"""tools/: student editions and the notebook executor's local-path guard."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.single_backend
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+editions = _load("make_editions")
+executor = _load("execute_notebooks")
+
+SOLVED = '''def attention(q, k, v):
+    """Scaled dot-product attention."""
+    # BEGIN SOLUTION: scores = q k^T / sqrt(d), softmax over the keys, then weights @ v
+    scores = q @ k.T / np.sqrt(q.shape[-1])
+    return softmax(scores) @ v
+    # END SOLUTION
+
+check_attention(attention)'''
+
+
+def test_solution_becomes_a_stub_that_says_what_to_write():
+    out, n = editions.strip_solutions(SOLVED)
+    assert n == 1
+    assert "q @ k.T" not in out and "BEGIN SOLUTION" not in out and "END SOLUTION" not in out
+    assert "    # TODO: scores = q k^T / sqrt(d), softmax over the keys, then weights @ v" in out
+    assert '    raise NotImplementedError("Exercise: scores' in out
+    assert out.startswith("def attention") and out.endswith("check_attention(attention)")
+    compile(out, "<student>", "exec")  # the stub is valid Python
+
+
+@pytest.mark.parametrize("bad", ["# BEGIN SOLUTION\nx = 1", "x = 1\n# END SOLUTION"])
+def test_unbalanced_markers_are_errors(bad):
+    with pytest.raises(ValueError, match="SOLUTION"):
+        editions.strip_solutions(bad, "cell 3")
+
+
+def test_student_edition_of_a_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
+                nbformat.v4.new_code_cell(SOLVED, execution_count=1,
+                                          outputs=[nbformat.v4.new_output("stream", text="✅")])]
+    student, n = editions.student_edition(nb)
+    assert n == 1 and student.cells[1].outputs == [] and student.cells[1].execution_count is None
+    assert nb.cells[1].source == SOLVED  # the teacher's notebook is untouched
+    nbformat.validate(student)
+
+
+def test_course_student_editions_are_valid(tmp_path):
+    """Every course notebook with exercises gives a valid student edition with no solution left."""
+    paths = sorted(str(p) for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    assert paths, "no notebooks found"
+    editions.main(str(tmp_path), paths)
+    for path in paths:
+        teacher = nbformat.read(path, as_version=4)
+        student = nbformat.read(tmp_path / "student" / Path(path).name, as_version=4)
+        nbformat.validate(student)
+        text = "\n".join(c.source for c in student.cells)
+        assert "BEGIN SOLUTION" not in text
+        markers = sum(c.source.count("# BEGIN SOLUTION") for c in teacher.cells)
+        assert text.count("raise NotImplementedError(\"Exercise:") == markers
+
+
+def test_executor_spots_local_paths():
+    nb = nbformat.v4.new_notebook()
+    home = str(Path.home())
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", text=f"saved to {home}/work/model.keras\n")])]
+    assert executor.leaks(nb)
+    nb.cells[0].outputs[0].text = "saved to data/model.keras\n"
+    assert not executor.leaks(nb)
