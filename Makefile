@@ -20,6 +20,7 @@ help:
 	@echo "make data   - make Fashion-MNIST available offline (checks first, fetches only if missing)"
 	@echo "make lint   - ruff on vitlib, tests, tools and notebooks"
 	@echo "make notebooks - re-execute every notebook in place, from a clean kernel (authors)"
+	@echo "make bench  - attention speed and notebook times/memory (not part of make test)"
 	@echo "make clean  - remove .venv, build/ and caches (never notebooks or data/)"
 
 env: $(STAMP)
@@ -73,4 +74,5 @@ student: $(STAMP)
 	@echo "Student editions in build/student/, teacher editions in build/teacher/"
 
 bench: data
+	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/notebook_times.py $(NOTEBOOKS)
