@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from keras import initializers, layers, ops, saving
+from keras import KerasTensor, initializers, layers, ops, saving
 
 from . import _checks
 
@@ -121,10 +121,10 @@ class MultiHeadSelfAttention(layers.Layer):
         else:
             if mask is not None:
                 t = ops.shape(x)[1]
-                _check_mask(mask, (ops.shape(x)[0], self.num_heads, t, t))
                 mask = ops.cast(mask, "bool")
                 if len(ops.shape(mask)) == 3:
-                    mask = mask[:, None]
+                    mask = mask[:, None]  # (b, 1, tq, tk), as in the explicit path
+                _check_mask(mask, (ops.shape(x)[0], self.num_heads, t, t))
                 mask = ops.broadcast_to(mask, (ops.shape(x)[0], self.num_heads, t, t))
             out = ops.dot_product_attention(q, k, v, mask=mask)  # (b, t, h, k)
         y = ops.einsum("bthk,hkd->btd", out, self.output_kernel)
@@ -134,6 +134,19 @@ class MultiHeadSelfAttention(layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def compute_output_spec(self, x, mask=None, return_attention_scores=False, training=None):
+        # Symbolic (functional-model) calls: with scores requested there are two outputs.
+        out = KerasTensor(x.shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return out
+        b, t = x.shape[0], x.shape[1]
+        return out, KerasTensor((b, self.num_heads, t, t), dtype=self.compute_dtype)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        # `mask` is an attention mask (queries, keys), not a Keras padding mask: nothing to pass
+        # on (and Keras no longer warns that the mask is "destroyed" on every masked call).
+        return None
 
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "dropout": self.dropout,

@@ -53,7 +53,8 @@ def sincos_2d(grid_size, dim: int) -> np.ndarray:
     """Fixed 2-D sine-cosine position embedding for a grid of patches.
 
     Returns (rows*cols, dim), row-major like the patches: the first half of each vector
-    encodes the row, the second half the column (as in MAE and big_vision).
+    encodes the row, the second half the column. The frequencies are MAE's; MAE and big_vision
+    put the column in the first half (the two orders work equally well).
     """
     gh, gw = _checks.pair("grid_size", grid_size)
     dim = _checks.positive_int("dim", dim)

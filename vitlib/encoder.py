@@ -85,6 +85,15 @@ class EncoderBlock(layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape
 
+    def compute_output_spec(self, x, mask=None, return_attention_scores=False, training=None):
+        # Symbolic calls: the block's outputs have the attention layer's shapes.
+        return self.attention.compute_output_spec(x, return_attention_scores=return_attention_scores)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        # `mask` is an attention mask (queries, keys), not a Keras padding mask: nothing to pass
+        # on (and Keras no longer warns that the mask is "destroyed" on every masked call).
+        return None
+
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "mlp_dim": self.mlp_dim,
                 "dropout": self.dropout, "attention_dropout": self.attention_dropout,
