@@ -1,0 +1,102 @@
+"""Checkers of notebook 05: the solution passes, each usual mistake gets its own hint."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import vitlib
+from vitlib.exercises import nb05
+
+pytestmark = pytest.mark.single_backend
+
+
+# Learner-style answers, written independently of the checker's references.
+def ln_good(x, gamma, beta, eps=1e-6):
+    mu = x.mean(-1, keepdims=True)
+    sd = np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + eps)
+    return gamma * (x - mu) / sd + beta
+
+
+def ln_axis(axis, ddof=0, affine=True):
+    def fn(x, gamma, beta, eps=1e-6):
+        y = (x - x.mean(axis, keepdims=True)) / np.sqrt(x.var(axis, keepdims=True, ddof=ddof) + eps)
+        return gamma * y + beta if affine else y
+    return fn
+
+
+def test_layer_norm_solution_passes_and_matches_keras():
+    assert nb05.check_layer_norm(ln_good, seed=0)
+    # The checker's reference agrees with Keras' own LayerNormalization.
+    x, gamma, beta = nb05._layer_norm_case(np.random.default_rng(3))
+    layer = keras.layers.LayerNormalization(epsilon=1e-6)
+    layer.build(x.shape)
+    layer.set_weights([gamma.astype("float32"), beta.astype("float32")])
+    want = keras.ops.convert_to_numpy(layer(x.astype("float32")))
+    np.testing.assert_allclose(nb05._layer_norm(x, gamma, beta), want, atol=1e-4)
+
+
+@pytest.mark.parametrize("fn, name", [
+    (ln_axis(0), "batch_axis"),
+    (ln_axis(1), "token_axis"),
+    (ln_axis((0, 1)), "batch_and_token_axes"),
+    (ln_axis(-1, affine=False), "no_gamma_beta"),
+    (ln_axis(-1, ddof=1), "ddof1"),
+])
+def test_layer_norm_mistakes_get_their_hint(fn, name):
+    fb = nb05.check_layer_norm(fn, seed=0)
+    assert not fb.passed and fb.mistake == name
+    hint = next(m.hint for m in nb05.LAYER_NORM_MISTAKES if m.name == name)
+    assert hint in fb.message
+
+
+def test_layer_norm_without_eps_is_accepted():
+    # eps = 1e-6 is negligible for inputs of ordinary size: leaving it out is not a mistake here.
+    def no_eps(x, gamma, beta, eps=1e-6):
+        return gamma * (x - x.mean(-1, keepdims=True)) / x.std(-1, keepdims=True) + beta
+
+    assert nb05.check_layer_norm(no_eps, seed=0)
+
+
+def params_good(dim, mlp_dim):
+    layer_norms = 2 * (dim + dim)
+    attention = 4 * (dim * dim + dim)
+    mlp = (dim * mlp_dim + mlp_dim) + (mlp_dim * dim + dim)
+    return layer_norms + attention + mlp
+
+
+@pytest.mark.parametrize("dim, mlp_dim", [(8, 32), (12, 30), (32, 128)])
+def test_params_formula_matches_keras_count(dim, mlp_dim):
+    block = vitlib.EncoderBlock(num_heads=4, mlp_dim=mlp_dim)
+    block.build((None, 5, dim))
+    assert block.count_params() == nb05._params(dim, mlp_dim) == params_good(dim, mlp_dim)
+
+
+def test_params_solution_passes():
+    assert nb05.check_encoder_block_params(params_good, seed=0)
+
+
+@pytest.mark.parametrize("fn, name", [
+    (lambda d, m: 4 * d + 4 * d * d + 2 * d * m, "no_biases"),
+    (lambda d, m: 4 * (d * d + d) + 2 * d * m + m + d, "no_layernorm"),
+    (lambda d, m: 2 * d + 4 * (d * d + d) + 2 * d * m + m + d, "one_layernorm"),
+    (lambda d, m: params_good(d, d), "mlp_hidden_is_dim"),
+    (lambda d, m: 4 * d + 3 * (d * d + d) + 2 * d * m + m + d, "three_projections"),
+])
+def test_params_mistakes_get_their_hint(fn, name):
+    fb = nb05.check_encoder_block_params(fn, seed=0)
+    assert not fb.passed and fb.mistake == name
+    hint = next(m.hint for m in nb05.ENCODER_PARAMS_MISTAKES if m.name == name)
+    assert hint in fb.message
+
+
+def test_none_raise_and_unknown_answers_are_reported():
+    fb = nb05.check_layer_norm(lambda x, g, b: None, seed=0)
+    assert not fb.passed and "returned None" in fb.message
+    fb = nb05.check_encoder_block_params(lambda d, m: [][0], seed=0)
+    assert not fb.passed and "IndexError" in fb.message
+    fb = nb05.check_encoder_block_params(lambda d, m: params_good(d, m) + 1, seed=0)
+    assert not fb.passed and fb.mistake is None
+    fb = nb05.check_layer_norm(lambda x, g, b: ln_good(x, g, b) * 1.5, seed=0)
+    assert not fb.passed and fb.mistake is None and "values differ" in fb.message
