@@ -1,0 +1,57 @@
+"""vitlib.train: the schedule, the augmentation, and a short end-to-end run with a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from vitlib import train
+from vitlib.data import load_fashion_mnist
+
+
+def test_warmup_then_cosine_to_zero():
+    s = train.WarmupCosine(peak=1e-3, warmup_steps=10, total_steps=110)
+    lr = [float(s(i)) for i in (0, 5, 10, 60, 110, 200)]
+    expected = [0.0, 0.5e-3, 1e-3, 0.5e-3 * (1 + math.cos(math.pi * 0.5)), 0.0, 0.0]
+    np.testing.assert_allclose(lr, expected, atol=1e-9)
+
+
+def test_schedule_round_trips_through_config():
+    s = train.WarmupCosine(2e-3, 5, 50)
+    again = train.WarmupCosine.from_config(s.get_config())
+    assert float(again(7)) == pytest.approx(float(s(7)))
+
+
+def test_augmentation_shifts_and_flips_but_keeps_labels_and_pixels():
+    x = np.random.default_rng(0).random((64, 28, 28, 1)).astype("float32")
+    x[:, :2], x[:, -2:], x[:, :, :2], x[:, :, -2:] = 0, 0, 0, 0  # a 2-pixel empty border
+    y = np.arange(64) % 10
+    batches = train.AugmentedBatches(x, y, batch_size=32, max_shift=2, flip=True, seed=1)
+    seen = np.concatenate([batches[i][1] for i in range(len(batches))])
+    assert sorted(seen.tolist()) == sorted(y.tolist())
+    xb, yb = batches[0]
+    idx = batches.order[:32]
+    np.testing.assert_array_equal(yb, y[idx])
+    # Each augmented image is a shifted (and maybe mirrored) copy: same pixel mass, not always equal.
+    np.testing.assert_allclose(xb.sum(axis=(1, 2, 3)), x[idx].sum(axis=(1, 2, 3)), rtol=1e-5)
+    assert not np.allclose(xb, x[idx])
+
+
+@pytest.mark.single_backend
+def test_short_run_saves_a_small_checkpoint_and_a_record(tmp_path):
+    out = tmp_path / "vit.keras"
+    record = train.train("fashion-tiny", epochs=1, out=out, limit=512, verbose=0)
+    assert out.exists() and out.with_suffix(".json").exists()
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["test_accuracy"] == record["test_accuracy"] and 0.0 <= record["test_accuracy"] <= 1.0
+    assert out.stat().st_size < 8 * record["parameters"] + 100_000  # no optimizer state
+    model = keras.saving.load_model(out, safe_mode=True)  # the checkpoint is the trained model
+    d = load_fashion_mnist()
+    assert round(train.evaluate(model, d.x_test, d.y_test), 4) == record["test_accuracy"]
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        train.train("fashion-tiny", epochs=1, out=out, limit=64, verbose=0)
+
