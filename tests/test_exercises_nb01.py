@@ -192,3 +192,39 @@ def test_none_errors_and_stubs_are_reported(checker):
     message = checker(raises).message
     assert "IndexError" in message and "tuple index out of range" in message
     assert "not written yet" in checker(stub).message
+
+
+# --------------------------------------------------------------------------------------
+# Counts are exact; any length-2 sequence is accepted
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("as_type", [list, np.array])
+def test_num_tokens_and_cost_accepts_any_length_2_sequence(as_type):
+    feedback = nb01.check_num_tokens_and_cost(
+        lambda s, p: as_type(num_tokens_and_cost_plain(s, p)), seed=0)
+    assert feedback.passed, feedback.message
+
+
+@pytest.mark.single_backend
+def test_num_tokens_and_cost_rejects_an_off_by_one_pair_count():
+    # pairs reach ~10^5 here: a relative tolerance of 1e-4 would let an error of 10 pass.
+    def off_by_one(image_size, patch_size):
+        tokens, pairs = num_tokens_and_cost_plain(image_size, patch_size)
+        return tokens, pairs + 1
+
+    feedback = nb01.check_num_tokens_and_cost(off_by_one, seed=0)
+    assert not feedback.passed and feedback.mistake is None, feedback.message
+
+
+@pytest.mark.single_backend
+def test_core_check_takes_rtol():
+    from vitlib.exercises._core import check
+
+    def case(rng):
+        return (int(rng.integers(40_000, 50_000)),)
+
+    assert check(lambda n: n + 1, lambda n: n, case, atol=0)  # the default rtol=1e-4 lets it pass
+    assert not check(lambda n: n + 1, lambda n: n, case, atol=0, rtol=0)
+    assert check(lambda n: n, lambda n: n, case, atol=0, rtol=0)

@@ -96,3 +96,48 @@ def test_none_raise_stub_and_unknown_error_are_reported():
     assert not fb.passed and fb.mistake is None and "values differ" in fb.message
     fb = nb04.check_cosine_similarity_map(lambda e: cosine_good(e)[:, :1], seed=0)
     assert not fb.passed and "wrong shape" in fb.message
+
+
+# sincos_2d (the notebook's transfer exercise), learner-style answers built from vitlib.sincos_1d.
+def sincos_2d_good(rows, cols, dim):
+    pos = [(r, c) for r in range(rows) for c in range(cols)]  # row by row
+    r = np.array([p[0] for p in pos])
+    c = np.array([p[1] for p in pos])
+    return np.hstack([vitlib.sincos_1d(r, dim // 2), vitlib.sincos_1d(c, dim // 2)])
+
+
+def sincos_2d_variant(order="rc", halves=True, row_major=True, line=False, summed=False):
+    def fn(rows, cols, dim):
+        if line:
+            return vitlib.sincos_1d(np.arange(rows * cols), dim)
+        if row_major:
+            pos = [(r, c) for r in range(rows) for c in range(cols)]
+        else:
+            pos = [(r, c) for c in range(cols) for r in range(rows)]
+        r = np.array([p[0] for p in pos])
+        c = np.array([p[1] for p in pos])
+        if summed:
+            return vitlib.sincos_1d(r, dim) + vitlib.sincos_1d(c, dim)
+        width = dim // 2 if halves else dim
+        a, b = (r, c) if order == "rc" else (c, r)
+        return np.hstack([vitlib.sincos_1d(a, width), vitlib.sincos_1d(b, width)])
+    return fn
+
+
+def test_sincos_2d_solution_and_vitlib_pass():
+    assert nb04.check_sincos_2d(sincos_2d_good, seed=0)
+    assert nb04.check_sincos_2d(lambda r, c, d: vitlib.sincos_2d((r, c), d), seed=1)
+
+
+@pytest.mark.parametrize("fn, name", [
+    (sincos_2d_variant(line=True), "as_a_line"),
+    (sincos_2d_variant(row_major=False), "column_major"),
+    (sincos_2d_variant(order="cr"), "rows_cols_swapped"),
+    (sincos_2d_variant(summed=True), "summed"),
+    (sincos_2d_variant(halves=False), "full_dim_each"),
+])
+def test_sincos_2d_mistakes_get_their_hint(fn, name):
+    fb = nb04.check_sincos_2d(fn, seed=0)
+    assert not fb.passed and fb.mistake == name, fb.message
+    hint = next(m.hint for m in nb04.SINCOS_2D_MISTAKES if m.name == name)
+    assert hint in fb.message

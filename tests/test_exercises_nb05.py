@@ -100,3 +100,61 @@ def test_none_raise_and_unknown_answers_are_reported():
     assert not fb.passed and fb.mistake is None
     fb = nb05.check_layer_norm(lambda x, g, b: ln_good(x, g, b) * 1.5, seed=0)
     assert not fb.passed and fb.mistake is None and "values differ" in fb.message
+
+
+def test_params_off_by_one_is_rejected_on_large_counts():
+    # dim = 64, mlp_dim = 256 gives ~50k parameters: rtol=1e-4 alone would accept an error of 5.
+    assert nb05._params(64, 256) > 40_000
+    from vitlib.exercises._core import check
+    fb = check(lambda d, m: params_good(d, m) + 1, nb05._params, lambda rng: (64, 256),
+               nb05.ENCODER_PARAMS_MISTAKES, atol=0, rtol=0)
+    assert not fb.passed
+    for seed in range(3):
+        fb = nb05.check_encoder_block_params(lambda d, m: params_good(d, m) + 1, seed=seed)
+        assert not fb.passed and fb.mistake is None
+
+
+# RMSNorm (the notebook's transfer exercise), learner-style answers.
+def rms_good(x, gamma, eps=1e-6):
+    return gamma * x / np.sqrt(np.mean(np.square(x), axis=-1, keepdims=True) + eps)
+
+
+def rms_over(axis, sqrt=True, centre=False, scale=True):
+    def fn(x, gamma, eps=1e-6):
+        x = x - x.mean(-1, keepdims=True) if centre else x
+        ms = (x**2).mean(axis, keepdims=True) + (eps if not centre else 0)
+        if centre:
+            ms = x.var(-1, keepdims=True) + eps
+        y = x / (np.sqrt(ms) if sqrt else ms)
+        return gamma * y if scale else y
+    return fn
+
+
+def test_rms_norm_solution_passes_and_matches_keras():
+    assert nb05.check_rms_norm(rms_good, seed=0)
+    # The reference agrees with Keras' RMSNormalization (scale only, no centring).
+    x, gamma = nb05._rms_norm_case(np.random.default_rng(3))
+    layer = keras.layers.RMSNormalization(epsilon=1e-6)
+    layer.build(x.shape)
+    layer.set_weights([gamma.astype("float32")])
+    want = keras.ops.convert_to_numpy(layer(x.astype("float32")))
+    np.testing.assert_allclose(nb05._rms_norm(x, gamma), want, atol=1e-4)
+
+
+@pytest.mark.parametrize("fn, name", [
+    (rms_over(-1, centre=True), "subtracted_mean"),
+    (rms_over(0), "batch_axis"),
+    (rms_over(1), "token_axis"),
+    (rms_over(-1, scale=False), "no_gamma"),
+    (rms_over(-1, sqrt=False), "no_sqrt"),
+])
+def test_rms_norm_mistakes_get_their_hint(fn, name):
+    fb = nb05.check_rms_norm(fn, seed=0)
+    assert not fb.passed and fb.mistake == name, fb.message
+    hint = next(m.hint for m in nb05.RMS_NORM_MISTAKES if m.name == name)
+    assert hint in fb.message
+
+
+def test_rms_norm_unknown_answer_gets_a_general_message():
+    fb = nb05.check_rms_norm(lambda x, g, eps=1e-6: rms_good(x, g) + 0.1, seed=0)
+    assert not fb.passed and fb.mistake is None and "values differ" in fb.message

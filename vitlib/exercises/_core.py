@@ -47,14 +47,14 @@ def _as_numpy(x):
     return np.asarray(x)
 
 
-def _close(got, want, atol: float) -> bool:
+def _close(got, want, atol: float, rtol: float = 1e-4) -> bool:
     got, want = _as_numpy(got), _as_numpy(want)
     if isinstance(want, (tuple, list)):
         return (isinstance(got, (tuple, list)) and len(got) == len(want)
-                and all(_close(g, w, atol) for g, w in zip(got, want, strict=True)))
+                and all(_close(g, w, atol, rtol) for g, w in zip(got, want, strict=True)))
     if isinstance(got, (tuple, list)) or got.shape != want.shape:
         return False
-    return bool(np.allclose(got, want, atol=atol, rtol=1e-4))
+    return bool(np.allclose(got, want, atol=atol, rtol=rtol))
 
 
 def _describe(x) -> str:
@@ -66,8 +66,11 @@ def _describe(x) -> str:
 
 def check(learner: Callable, reference: Callable, make_case: Callable[[np.random.Generator], Sequence],
           mistakes: Sequence[Mistake] = (), title: str = "Exercise", cases: int = 5,
-          atol: float = 1e-5, seed: int | None = None) -> Feedback:
+          atol: float = 1e-5, seed: int | None = None, rtol: float = 1e-4) -> Feedback:
     """Run ``learner`` and ``reference`` on ``cases`` random inputs from ``make_case(rng)``.
+
+    Values match when ``|got - want| <= atol + rtol * |want|``; pass ``rtol=0, atol=0`` for
+    counts, which must be exact.
 
     Returns :class:`Feedback`: passed, or the first problem found with a targeted hint.
     """
@@ -85,11 +88,11 @@ def check(learner: Callable, reference: Callable, make_case: Callable[[np.random
                                    f"   (inputs: {shapes})")
         if got is None:
             return Feedback(False, f"❌ {title}: your function returned None. Did you forget `return`?")
-        if _close(got, want, atol):
+        if _close(got, want, atol, rtol):
             continue
         for m in mistakes:
             try:
-                if _close(got, m.fn(*args), atol):
+                if _close(got, m.fn(*args), atol, rtol):
                     return Feedback(False, f"❌ {title}: {m.hint}", mistake=m.name)
             except Exception:  # a mistake that cannot run on this case simply does not match
                 pass
@@ -97,6 +100,11 @@ def check(learner: Callable, reference: Callable, make_case: Callable[[np.random
         if not isinstance(w, (tuple, list)) and not isinstance(g, (tuple, list)) and g.shape != w.shape:
             return Feedback(False, f"❌ {title}: wrong shape: got {g.shape}, expected {w.shape} "
                                    f"(inputs: {shapes}).")
+        if (not isinstance(w, (tuple, list)) and not isinstance(g, (tuple, list))
+                and g.dtype.kind in "fc" and not np.all(np.isfinite(g))):
+            return Feedback(False, f"❌ {title}: your output contains nan or inf on random case "
+                                   f"{i + 1}: look for an overflow, a division by zero, or -inf "
+                                   "that reaches the output without a softmax.")
         if not isinstance(w, (tuple, list)) and not isinstance(g, (tuple, list)):
             err = float(np.max(np.abs(g.astype(np.float64) - w.astype(np.float64))))
             return Feedback(False, f"❌ {title}: the shape is right but the values differ "

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._core import Feedback, Mistake, check
 
 # --------------------------------------------------------------------------------------
@@ -209,10 +211,23 @@ def _cost_case(rng):
     return grid * p, p
 
 
+def _as_pair(result):
+    """Accept any length-2 sequence (tuple, list, array) as ``(tokens, pairs)``."""
+    if isinstance(result, (list, tuple, np.ndarray)) and np.shape(result) == (2,):
+        return tuple(np.asarray(result).tolist())
+    return result
+
+
 def check_num_tokens_and_cost(num_tokens_and_cost, seed: int | None = None) -> Feedback:
-    """Check ``num_tokens_and_cost(image_size, patch_size)`` -> (tokens, pairs)."""
-    return check(num_tokens_and_cost, _tokens_and_cost, _cost_case, COST_MISTAKES,
-                 title="num_tokens_and_cost", seed=seed, atol=0)
+    """Check ``num_tokens_and_cost(image_size, patch_size)`` -> (tokens, pairs), exactly.
+
+    Any length-2 sequence is accepted (a tuple, a list or ``np.array([tokens, pairs])``).
+    """
+    def learner(image_size, patch_size):
+        return _as_pair(num_tokens_and_cost(image_size, patch_size))
+
+    return check(learner, _tokens_and_cost, _cost_case, COST_MISTAKES,
+                 title="num_tokens_and_cost", seed=seed, atol=0, rtol=0)
 
 
 __all__ = ["check_conv_kernel_to_dense", "check_num_tokens_and_cost", "check_patchify"]

@@ -1,8 +1,10 @@
 """Checkers for notebook 02 (attention as a soft dictionary).
 
 - :func:`check_softmax`: ``softmax(x, axis=-1)`` in NumPy.
-- :func:`check_attention`: ``attention(q, k, v)`` for one sequence: q (queries, d),
-  k (keys, d), v (keys, d_v) -> (queries, d_v), Vaswani et al. 2017, Eq. 1.
+- :func:`check_attention`: ``attention(q, k, v, mask)`` for one sequence with a mask:
+  q (queries, d), k (keys, d), v (keys, d_v), mask (queries, keys) booleans, True = may attend
+  -> (queries, d_v): Vaswani et al. 2017, Eq. 1, with blocked scores set to -inf (or a large
+  negative number) before the softmax.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from ._core import Feedback, Mistake, check
 
 __all__ = ["check_attention", "check_softmax", "reference_attention", "reference_softmax"]
 
+_BLOCKED = -1e9  # a blocked score; exp(-1e9 - max) is exactly 0, as with -inf
+
 
 def reference_softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along ``axis``, computed stably (max subtracted first)."""
@@ -21,10 +25,13 @@ def reference_softmax(x, axis=-1):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def reference_attention(q, k, v):
-    """softmax(q k^T / sqrt(d)) v for q (queries, d), k (keys, d), v (keys, d_v)."""
+def reference_attention(q, k, v, mask=None):
+    """softmax(q k^T / sqrt(d), blocked where mask is False) v for q (queries, d), k (keys, d),
+    v (keys, d_v), mask (queries, keys) or None."""
     q, k, v = (np.asarray(t, dtype=np.float64) for t in (q, k, v))
     scores = q @ k.T / np.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = np.where(mask, scores, _BLOCKED)
     return reference_softmax(scores, axis=-1) @ v
 
 
@@ -61,70 +68,138 @@ _SOFTMAX_MISTAKES = [
 ]
 
 
+_OVERFLOW_HINT = ("❌ softmax: correct on ordinary scores, but scores near 1000 give nan: exp(1000) "
+                  "overflows. Subtract the maximum first: `np.exp(x - x.max(axis=axis, "
+                  "keepdims=True))` (the result does not change, since softmax(x - c) = softmax(x)).")
+_GLOBAL_MAX_HINT = ("❌ softmax: stable when all scores are large, but nan when the rows have very "
+                    "different scales ([-1000, 0] and [0, 1000] in one array): you subtracted the "
+                    "maximum of the WHOLE array, so a row far below it underflows to 0 / 0. Subtract "
+                    "the max along `axis`, with keepdims: `x - x.max(axis=axis, keepdims=True)`.")
+
+
+def _stability_problem(softmax, x, axis):
+    """None if ``softmax(x, axis)`` is finite and right, else 'nan' or 'wrong'."""
+    with np.errstate(all="ignore"):
+        try:
+            got = np.asarray(softmax(x, axis), dtype=np.float64)
+        except Exception:  # reported as not finite: the learner sees the stability hint
+            return "nan"
+    if got.shape != x.shape or not np.all(np.isfinite(got)):
+        return "nan"
+    return None if np.allclose(got, reference_softmax(x, axis), atol=1e-6) else "wrong"
+
+
 def check_softmax(softmax) -> Feedback:
-    """Check ``softmax(x, axis=-1)`` on random arrays and axes, then on very large scores."""
+    """Check ``softmax(x, axis=-1)`` on random arrays and axes, then on very large scores:
+    all large (catches a missing max subtraction), then rows of very different scales (catches
+    a max taken over the whole array instead of along ``axis``)."""
     fb = check(softmax, reference_softmax, _softmax_cases(), _SOFTMAX_MISTAKES,
                title="softmax", cases=6, seed=2)
     if not fb:
         return fb
-    big = np.array([[1000.0, 1001.0, 1002.0], [-5.0, 0.0, 5.0]])
-    with np.errstate(all="ignore"):
-        got = np.asarray(softmax(big, -1), dtype=np.float64)
-    if not np.all(np.isfinite(got)):
-        return Feedback(False, "❌ softmax: correct on ordinary scores, but scores near 1000 give "
-                               "nan: exp(1000) overflows. Subtract the maximum first: "
-                               "`np.exp(x - x.max(axis=axis, keepdims=True))` (the result does "
-                               "not change, since softmax(x - c) = softmax(x)).",
-                        mistake="overflow")
+    big = np.array([[1000.0, 1001.0, 1002.0], [1001.0, 1000.0, 999.0]])
+    mixed = np.array([[-1000.0, 0.0], [0.0, 1000.0]])
+    for x, axis, name, hint in [(big, -1, "overflow", _OVERFLOW_HINT),
+                                (mixed, -1, "global_max", _GLOBAL_MAX_HINT),
+                                (mixed.T.copy(), 0, "global_max", _GLOBAL_MAX_HINT)]:
+        problem = _stability_problem(softmax, x, axis)
+        if problem == "nan":
+            return Feedback(False, hint, mistake=name)
+        if problem == "wrong":
+            return Feedback(False, "❌ softmax: correct on ordinary scores, but wrong on scores "
+                                   f"near ±1000 along axis {axis}.")
     return Feedback(True, "✅ softmax: correct on 6 random cases and stable for large scores.")
 
 
 # ---------------------------------------------------------------- attention
 
+def _mask(rng, nq, nk):
+    """Random booleans where every row and every column has at least one True and one False."""
+    while True:
+        m = rng.random((nq, nk)) < 0.6
+        if m.any(0).all() and m.any(1).all() and (~m).any(0).all() and (~m).any(1).all():
+            return m
+
+
 def _attention_cases():
-    """(queries, keys, d, d_v). The square cases (keys == d) let `q @ k` run silently."""
-    plan = iter([(4, 4, 4, 4), (3, 5, 5, 2), (6, 4, 3, 5), (2, 7, 8, 7), (5, 6, 6, 3)])
+    """(queries, keys, d, d_v). Case 1 has keys == d, so that `q @ k` runs silently; the
+    sizes differ from case to case so that dividing by sqrt(d_v), sqrt(keys) or sqrt(queries)
+    each differ from sqrt(d) somewhere."""
+    plan = iter([(3, 4, 4, 2), (4, 5, 5, 3), (6, 4, 3, 5), (2, 7, 8, 7), (5, 6, 6, 3)])
 
     def make_case(rng):
         nq, nk, d, dv = next(plan)
         return (rng.normal(size=(nq, d)) * 2, rng.normal(size=(nk, d)) * 2,
-                rng.normal(size=(nk, dv)))
+                rng.normal(size=(nk, dv)), _mask(rng, nq, nk))
 
     return make_case
 
 
-def _weights(q, k, v, scale=None, axis=-1, transpose=True):
+def _weights(q, k, mask, scale=None, axis=-1, transpose=True, use_mask=True):
     q, k = np.asarray(q, np.float64), np.asarray(k, np.float64)
     scale = np.sqrt(q.shape[-1]) if scale is None else scale
-    return reference_softmax(q @ (k.T if transpose else k) / scale, axis=axis)
+    scores = q @ (k.T if transpose else k) / scale
+    if use_mask:
+        scores = np.where(mask, scores, _BLOCKED)
+    return reference_softmax(scores, axis=axis)
+
+
+def _scaled(scale_of):
+    return lambda q, k, v, m: _weights(q, k, m, scale=scale_of(q, k, v)) @ v
 
 
 _ATTENTION_MISTAKES = [
-    Mistake("no_scale", lambda q, k, v: _weights(q, k, v, scale=1.0) @ v,
+    Mistake("mask_ignored", lambda q, k, v, m: _weights(q, k, m, use_mask=False) @ v,
+            "your output ignores the mask: every query still uses every key. Set the blocked "
+            "scores to -inf before the softmax: `scores = np.where(mask, scores, -np.inf)`."),
+    Mistake("mask_inverted", lambda q, k, v, m: _weights(q, k, ~m) @ v,
+            "your mask is the wrong way round: True means 'may attend' (as in vitlib), so keep "
+            "the scores where mask is True and block them where it is False."),
+    Mistake("mask_after_softmax", lambda q, k, v, m: (_weights(q, k, m, use_mask=False) * m) @ v,
+            "you zeroed the blocked weights AFTER the softmax, so each row no longer sums to 1. "
+            "Block the scores BEFORE the softmax (-inf gives weight 0 and the rest still sums "
+            "to 1)."),
+    Mistake("mask_multiplied",
+            lambda q, k, v, m: reference_softmax(q @ k.T / np.sqrt(q.shape[-1]) * m) @ v,
+            "you multiplied the scores by the mask. A blocked score of 0 still gets weight "
+            "e^0 > 0 in the softmax; replace blocked scores by -inf (or -1e9) with `np.where`."),
+    Mistake("no_scale", _scaled(lambda q, k, v: 1.0),
             "you forgot to divide the scores by sqrt(d). Without it the scores grow with d, "
             "the softmax saturates and its gradients vanish: `scores = q @ k.T / np.sqrt(d)`."),
-    Mistake("divided_by_d", lambda q, k, v: _weights(q, k, v, scale=q.shape[-1]) @ v,
+    Mistake("divided_by_d", _scaled(lambda q, k, v: q.shape[-1]),
             "you divided the scores by d; divide by sqrt(d) (`np.sqrt(q.shape[-1])`). "
             "The dot product of d unit-variance numbers has standard deviation sqrt(d), not d."),
-    Mistake("softmax_over_queries", lambda q, k, v: _weights(q, k, v, axis=0) @ v,
+    Mistake("divided_by_sqrt_dv", _scaled(lambda q, k, v: np.sqrt(v.shape[-1])),
+            "you divided by the square root of the VALUES' width d_v. The scale comes from the "
+            "dot product q . k, a sum over the d features of the queries and keys: "
+            "divide by `np.sqrt(q.shape[-1])`."),
+    Mistake("divided_by_sqrt_keys", _scaled(lambda q, k, v: np.sqrt(k.shape[0])),
+            "you divided by the square root of the number of keys (`k.shape[0]`). The scale is "
+            "the square root of the feature size d, the last axis: `np.sqrt(q.shape[-1])`."),
+    Mistake("divided_by_sqrt_queries", _scaled(lambda q, k, v: np.sqrt(q.shape[0])),
+            "you divided by the square root of the number of queries (`q.shape[0]`). The scale "
+            "is the square root of the feature size d, the LAST axis: `np.sqrt(q.shape[-1])`."),
+    Mistake("softmax_over_queries", lambda q, k, v, m: _weights(q, k, m, axis=0) @ v,
             "your softmax normalises over the queries (axis 0 of the scores). Each query's row "
             "of weights must sum to 1 over the keys: `softmax(scores, axis=-1)`."),
-    Mistake("keys_not_transposed", lambda q, k, v: _weights(q, k, v, transpose=False) @ v,
+    Mistake("keys_not_transposed", lambda q, k, v, m: _weights(q, k, m, transpose=False) @ v,
             "the keys are not transposed: `q @ k` only ran because k happened to be square. "
             "The scores are `q @ k.T`, shape (queries, keys)."),
-    Mistake("returned_weights", lambda q, k, v: _weights(q, k, v),
+    Mistake("returned_weights", lambda q, k, v, m: _weights(q, k, m),
             "you returned the attention weights (queries, keys). Return the weighted average "
             "of the values: `weights @ v`, shape (queries, d_v)."),
-    Mistake("returned_tuple", lambda q, k, v: (_weights(q, k, v) @ v, _weights(q, k, v)),
+    Mistake("returned_tuple", lambda q, k, v, m: (_weights(q, k, m) @ v, _weights(q, k, m)),
             "you returned (output, weights), like `vitlib.scaled_dot_product_attention`; this "
             "exercise asks for the output only."),
-    Mistake("no_softmax", lambda q, k, v: (q @ k.T / np.sqrt(q.shape[-1])) @ v,
+    Mistake("no_softmax",
+            lambda q, k, v, m: np.where(m, q @ k.T / np.sqrt(q.shape[-1]), 0.0) @ v,
             "the scores go straight into the values without a softmax: the weights must be "
             "positive and sum to 1 for each query."),
 ]
 
 
 def check_attention(attention) -> Feedback:
-    """Check ``attention(q, k, v) -> softmax(q k^T / sqrt(d)) v`` on random 2-D cases."""
+    """Check ``attention(q, k, v, mask) -> softmax(mask(q k^T / sqrt(d))) v`` on random 2-D
+    cases, each with a mask that blocks some keys of every query."""
     return check(attention, reference_attention, _attention_cases(), _ATTENTION_MISTAKES,
                  title="attention", cases=5, seed=3)

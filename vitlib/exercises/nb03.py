@@ -121,8 +121,7 @@ def check_merge_heads(merge_heads) -> Feedback:
 def _count_cases():
     """(dim, heads, key_dim) with key_dim != dim and heads > 1, so every mistake differs.
 
-    Counts stay below 5 000 so that the checker's relative tolerance (1e-4) is below one
-    parameter: an answer off by one weight is rejected.
+    Counts are compared exactly (rtol=0, atol=0): an answer off by one weight is rejected.
     """
     plan = iter([(16, 4, 4), (24, 3, 8), (12, 2, 6), (20, 4, 5), (16, 2, 3)])
 
@@ -155,4 +154,4 @@ _COUNT_MISTAKES = [
 def check_mha_param_count(mha_param_count) -> Feedback:
     """Check ``mha_param_count(dim, heads, key_dim)`` against the exact count."""
     return check(mha_param_count, reference_mha_param_count, _count_cases(), _COUNT_MISTAKES,
-                 title="mha_param_count", cases=5, seed=6)
+                 title="mha_param_count", cases=5, seed=6, atol=0, rtol=0)

@@ -1,6 +1,8 @@
 """Checkers for notebook 04 (position embeddings).
 
 - :func:`check_sincos_1d`: the 1-D sine-cosine position encoding (Vaswani et al. 2017, Sec. 3.5).
+- :func:`check_sincos_2d`: the 2-D encoding built from the 1-D one: half the features for the
+  row, half for the column, patches listed row by row.
 - :func:`check_cosine_similarity_map`: cosine similarity of every position embedding with every other.
 
 The references below are written again here in plain NumPy, independently of :mod:`vitlib`.
@@ -68,6 +70,78 @@ def _sincos_case(rng):
 def check_sincos_1d(fn, cases: int = 5, seed: int | None = None) -> Feedback:
     """Check ``fn(positions, dim) -> (len(positions), dim)`` against the reference layout."""
     return check(fn, _sincos_1d, _sincos_case, SINCOS_MISTAKES, title="sincos_1d",
+                 cases=cases, atol=1e-5, seed=seed)
+
+
+# --- sincos_2d -----------------------------------------------------------------------------
+# (rows, cols, dim) -> (rows * cols, dim): patch k sits at row k // cols, column k % cols;
+# its embedding is [sincos_1d(row, dim/2) | sincos_1d(column, dim/2)].
+
+
+def _grid_positions(rows, cols):
+    return np.divmod(np.arange(rows * cols), cols)  # row-major: (row, column) of patch k
+
+
+def _sincos_2d(rows, cols, dim):
+    r, c = _grid_positions(rows, cols)
+    return np.concatenate([_sincos_1d(r, dim // 2), _sincos_1d(c, dim // 2)], axis=1)
+
+
+def _sincos_2d_column_major(rows, cols, dim):
+    c, r = np.divmod(np.arange(rows * cols), rows)  # patch k at column k // rows
+    return np.concatenate([_sincos_1d(r, dim // 2), _sincos_1d(c, dim // 2)], axis=1)
+
+
+def _sincos_2d_swapped(rows, cols, dim):
+    r, c = _grid_positions(rows, cols)
+    return np.concatenate([_sincos_1d(c, dim // 2), _sincos_1d(r, dim // 2)], axis=1)
+
+
+def _sincos_2d_summed(rows, cols, dim):
+    r, c = _grid_positions(rows, cols)
+    return _sincos_1d(r, dim) + _sincos_1d(c, dim)
+
+
+def _sincos_2d_full_dim(rows, cols, dim):
+    r, c = _grid_positions(rows, cols)
+    return np.concatenate([_sincos_1d(r, dim), _sincos_1d(c, dim)], axis=1)
+
+
+def _sincos_2d_as_line(rows, cols, dim):
+    return _sincos_1d(np.arange(rows * cols), dim)
+
+
+SINCOS_2D_MISTAKES = (
+    Mistake("as_a_line", _sincos_2d_as_line,
+            "you encoded the patch index k = 0, 1, ..., rows*cols - 1 as positions on a line. "
+            "The 2-D encoding uses the patch's row AND column: row = k // cols, column = k % cols."),
+    Mistake("column_major", _sincos_2d_column_major,
+            "the patches are listed column by column. `extract_patches` lists them row by row: "
+            "patch k is at row k // cols, column k % cols (np.meshgrid(..., indexing='ij'), then "
+            "reshape(-1))."),
+    Mistake("rows_cols_swapped", _sincos_2d_swapped,
+            "the halves are swapped: the first dim/2 features encode the ROW, the second half the "
+            "column."),
+    Mistake("summed", _sincos_2d_summed,
+            "you added a row encoding and a column encoding of full width. Then (r, c) and (c, r) "
+            "get the same vector. Concatenate two encodings of width dim/2 instead."),
+    Mistake("full_dim_each", _sincos_2d_full_dim,
+            "each half must have dim/2 features (sincos_1d(rows, dim // 2)), so that the two "
+            "together have dim."),
+)
+
+
+def _sincos_2d_case(rng):
+    rows = int(rng.integers(2, 7))
+    cols = int(rng.integers(2, 7))
+    while cols == rows:  # a non-square grid catches swapped rows and columns
+        cols = int(rng.integers(2, 7))
+    return rows, cols, int(rng.choice([8, 16, 32]))
+
+
+def check_sincos_2d(fn, cases: int = 5, seed: int | None = None) -> Feedback:
+    """Check ``fn(rows, cols, dim) -> (rows * cols, dim)`` on non-square grids."""
+    return check(fn, _sincos_2d, _sincos_2d_case, SINCOS_2D_MISTAKES, title="sincos_2d",
                  cases=cases, atol=1e-5, seed=seed)
 
 

@@ -1,5 +1,7 @@
 """Checkers for notebook 05 (the encoder block).
 
+- :func:`check_rms_norm`: RMSNorm, LayerNorm's simpler cousin: divide each token by its root mean
+  square, then scale (the notebook's exercise: a transfer of Step 1's LayerNorm).
 - :func:`check_layer_norm`: layer normalisation of each token over its features.
 - :func:`check_encoder_block_params`: the parameter count of one encoder block, by formula.
 
@@ -81,6 +83,55 @@ def check_layer_norm(fn, cases: int = 5, seed: int | None = None) -> Feedback:
                  cases=cases, atol=1e-4, seed=seed)
 
 
+# --- rms_norm ------------------------------------------------------------------------------
+# x (batch, tokens, dim), gamma (dim,) -> (batch, tokens, dim): every token is divided by the root
+# mean square of its own dim features (no mean subtracted, no shift), then scaled by gamma.
+
+
+def _rms(x, axis, eps=1e-6):
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.sqrt((x**2).mean(axis=axis, keepdims=True) + eps)
+
+
+def _rms_norm(x, gamma, eps=1e-6):
+    return _rms(x, -1, eps) * gamma
+
+
+RMS_NORM_MISTAKES = (
+    Mistake("subtracted_mean", lambda x, gamma, eps=1e-6: _norm(x, -1, eps=eps) * gamma,
+            "you subtracted the mean, as LayerNorm does. RMSNorm does not centre the token: divide "
+            "x itself by sqrt(mean(x**2) over the last axis + eps)."),
+    Mistake("batch_axis", lambda x, gamma, eps=1e-6: _rms(x, 0, eps) * gamma,
+            "you took the mean square over the batch axis (axis 0). Like LayerNorm, RMSNorm uses "
+            "only the token's own features: axis=-1, keepdims=True."),
+    Mistake("token_axis", lambda x, gamma, eps=1e-6: _rms(x, 1, eps) * gamma,
+            "you took the mean square over the token axis (axis 1), mixing different tokens. Use "
+            "the last axis: each token is normalised over its own features."),
+    Mistake("no_gamma", lambda x, gamma, eps=1e-6: _rms(x, -1, eps),
+            "the normalisation is right, but you forgot the learned scale: multiply by gamma."),
+    Mistake("no_sqrt",
+            lambda x, gamma, eps=1e-6: np.asarray(x) / ((np.asarray(x)**2).mean(-1, keepdims=True)
+                                                        + eps) * gamma,
+            "you divided by the mean square; divide by its square ROOT, "
+            "np.sqrt(np.mean(x**2, axis=-1, keepdims=True) + eps), so that the result has mean "
+            "square 1."),
+)
+
+
+def _rms_norm_case(rng):
+    b, t, d = int(rng.integers(2, 5)), int(rng.integers(2, 6)), int(rng.integers(4, 13))
+    # a clear non-zero mean per feature, so that subtracting the mean changes the answer
+    x = rng.normal(size=(b, t, d)) * rng.uniform(0.5, 3.0) + rng.normal(1.0, 1.0, size=(1, 1, d))
+    gamma = rng.uniform(0.5, 2.0, size=d)
+    return x, gamma
+
+
+def check_rms_norm(fn, cases: int = 5, seed: int | None = None) -> Feedback:
+    """Check ``fn(x (batch, tokens, dim), gamma (dim,)) -> (batch, tokens, dim)`` (RMSNorm)."""
+    return check(fn, _rms_norm, _rms_norm_case, RMS_NORM_MISTAKES, title="rms_norm",
+                 cases=cases, atol=1e-4, seed=seed)
+
+
 # --- encoder_block_params ------------------------------------------------------------------
 # One pre-norm encoder block of width D = dim and MLP hidden size M = mlp_dim:
 #   2 LayerNorms: 2 * 2D;  attention (Q, K, V and output, each D x D + D): 4 (D^2 + D);
@@ -137,6 +188,6 @@ def _params_case(rng):
 
 
 def check_encoder_block_params(fn, cases: int = 5, seed: int | None = None) -> Feedback:
-    """Check ``fn(dim, mlp_dim) -> int``: the parameters of one encoder block."""
+    """Check ``fn(dim, mlp_dim) -> int``: the parameters of one encoder block, exactly."""
     return check(fn, _params, _params_case, ENCODER_PARAMS_MISTAKES,
-                 title="encoder_block_params", cases=cases, atol=0.5, seed=seed)
+                 title="encoder_block_params", cases=cases, atol=0, rtol=0, seed=seed)
