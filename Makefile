@@ -12,7 +12,8 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help env data lab test test-vitlib test-notebooks lint notebooks student clean bench
+.PHONY: help env data lab test test-vitlib test-notebooks lint notebooks student clean bench \
+        compat slides html browser site-assets serve
 
 help:
 	@echo "make lab    - set up .venv and the data, then start JupyterLab on the course"
@@ -20,6 +21,10 @@ help:
 	@echo "make data   - make Fashion-MNIST available offline (checks first, fetches only if missing)"
 	@echo "make lint   - ruff on vitlib, tests, tools and notebooks"
 	@echo "make notebooks - re-execute every notebook in place, from a clean kernel (authors)"
+	@echo "make student - student editions (solutions stubbed) and teacher editions in build/"
+	@echo "make slides - reveal.js decks of every notebook in build/slides/ (work offline)"
+	@echo "make html   - a static site of the executed notebooks in build/html/ (index = course map)"
+	@echo "make compat - the vitlib unit tests on the OLDEST supported Keras/TensorFlow (.venv-min)"
 	@echo "make bench  - attention speed and notebook times/memory (not part of make test)"
 	@echo "make clean  - remove .venv, build/ and caches (never notebooks or data/)"
 
@@ -49,7 +54,7 @@ fetch-data:
 lab: data
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
-test: data lint test-vitlib test-notebooks
+test: data lint browser slides html test-vitlib test-notebooks
 
 test-vitlib: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q tests
@@ -66,7 +71,7 @@ notebooks: data
 	$(PY) tools/execute_notebooks.py $(NOTEBOOKS)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_MIN) build .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 student: $(STAMP)
@@ -76,3 +81,64 @@ student: $(STAMP)
 bench: data
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/notebook_times.py $(NOTEBOOKS)
+
+# --- Compatibility: the oldest Keras/TensorFlow/NumPy that pyproject.toml declares ------------
+# tools/min_stack.py turns pyproject's lower bounds into "==X.Y.*" pins; .venv-min is rebuilt
+# only when pyproject.toml changes. Runs the vitlib unit tests (TensorFlow backend); the tests
+# of the notebooks, tools and decks need the course environment and are left out.
+VENV_MIN  := .venv-min
+STAMP_MIN := $(VENV_MIN)/.installed
+COMPAT_IGNORE := --ignore=tests/test_notebooks.py --ignore=tests/test_tools.py \
+                 --ignore=tests/test_slides.py --ignore=tests/test_colab.py
+
+$(STAMP_MIN): pyproject.toml tools/min_stack.py
+	@test -x $(VENV_MIN)/bin/python || $(PYTHON) -m venv $(VENV_MIN)
+	$(PYTHON) tools/min_stack.py > $(VENV_MIN)/requirements-min.txt
+	$(VENV_MIN)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -r $(VENV_MIN)/requirements-min.txt pytest
+	$(VENV_MIN)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP_MIN)
+
+compat: $(STAMP_MIN) data
+	@$(VENV_MIN)/bin/python -c "import keras, numpy, tensorflow as tf; \
+	  print(f'minimum stack: keras {keras.__version__}, tensorflow {tf.__version__}, numpy {numpy.__version__}')"
+	KERAS_BACKEND=tensorflow $(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests \
+	  $(COMPAT_IGNORE)
+
+# --- Slides and the static site (offline: reveal.js, MathJax, ... copied into build/lib) ------
+SITE  := $(PY) tools/build_site.py
+DECKS := $(patsubst notebooks/%.ipynb,build/slides/%.slides.html,$(NOTEBOOKS))
+SITE_DEPS := tools/build_site.py tools/templates/course_reveal/index.html.j2
+
+site-assets: $(STAMP)
+	@$(SITE) vendor
+
+slides: site-assets $(DECKS)
+	@echo "Decks in build/slides/ (open through a web server: make serve, or any static server)"
+
+build/slides/%.slides.html: notebooks/%.ipynb $(SITE_DEPS) GLOSSARY.md | site-assets
+	$(SITE) slides $<
+
+html: site-assets build/html/index.html
+	@echo "Site in build/html/index.html"
+
+build/html/index.html: $(NOTEBOOKS) $(SITE_DEPS) README.md GLOSSARY.md | site-assets
+	$(SITE) html $(NOTEBOOKS)
+
+# Headless Chromium for the deck test (tests/test_slides.py): on Debian/Ubuntu as root it is
+# installed from the package mirror, with a small Japanese font for the screenshots.
+browser:
+	@if [ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || command -v google-chrome >/dev/null; then :; \
+	elif [ -f /etc/debian_version ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing Debian's chromium (headless browser for the slide test)"; \
+	  { apt-get install -y -q chromium fonts-ipafont-gothic >/dev/null 2>&1 \
+	    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium fonts-ipafont-gothic >/dev/null 2>&1; }; } \
+	  || echo "Could not install chromium: the slide test will say how to get it"; \
+	else \
+	  echo "No Chromium found: install Chromium or Chrome (or set CHROMIUM=/path), see tests/test_slides.py"; \
+	fi
+
+serve: slides html
+	@echo "Open http://127.0.0.1:8000/html/index.html (Ctrl-C to stop)"
+	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory build

@@ -39,7 +39,7 @@ def main(paths: list[str]) -> int:
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
-        client = NotebookClient(nb, timeout=300, kernel_name="python3",
+        client = NotebookClient(nb, timeout=300, kernel_name="python3", record_timing=False,
                                 resources={"metadata": {"path": str(Path(path).parent)}})
         client.execute()
         seconds = time.perf_counter() - start
