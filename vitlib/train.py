@@ -140,12 +140,26 @@ def save_weights_only_model(model: ViT, path: Path) -> None:
     clean.save(path)
 
 
+class _TestAccuracy(keras.callbacks.Callback):
+    """Test accuracy after each epoch (for the learning curves); its time is not training time."""
+
+    def __init__(self, x_test, y_test):
+        super().__init__()
+        self.x_test, self.y_test, self.accuracy, self.seconds = x_test, y_test, [], 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
+        self.accuracy.append(round(evaluate(self.model, self.x_test, self.y_test), 4))
+        self.seconds += time.perf_counter() - start
+
+
 def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limit=None,
-          recipe=RECIPE, verbose=2, **overrides) -> dict:
+          recipe=RECIPE, verbose=2, curves=False, command="", **overrides) -> dict:
     """Train a named ViT on Fashion-MNIST with ``recipe``; save to ``out`` if given.
 
-    ``limit`` uses only the first ``limit`` training images (for quick trials). Returns the record
-    that is also written next to the checkpoint as JSON.
+    ``limit`` uses only the first ``limit`` training images (for quick trials); ``curves`` also
+    records the test accuracy after every epoch (its evaluation time is not counted as training).
+    Returns the record that is also written next to the checkpoint as JSON.
     """
     out = Path(out) if out else None
     if out is not None and out.exists() and not overwrite:
@@ -159,17 +173,19 @@ def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limi
                                seed=recipe["seed"])
     model = vit(model_name, **overrides)
     compile_for_training(model, len(batches), epochs, recipe)
+    callbacks = [_TestAccuracy(data.x_test, data.y_test)] if curves else []
     start = time.perf_counter()
-    history = model.fit(_OneHot(batches), epochs=epochs, verbose=verbose)
-    seconds = time.perf_counter() - start
+    history = model.fit(_OneHot(batches), epochs=epochs, verbose=verbose, callbacks=callbacks)
+    seconds = time.perf_counter() - start - sum(c.seconds for c in callbacks)
     accuracy = evaluate(model, data.x_test, data.y_test)
     record = {
-        "command": "python -m vitlib.train " + " ".join(sys.argv[1:]) if __name__ == "__main__" else "",
+        "command": command,
         "model": model_name, "overrides": overrides, "epochs": epochs, "recipe": recipe,
         "train_images": len(x), "parameters": model.count_params(),
         "training_seconds": round(seconds, 1), "test_accuracy": round(accuracy, 4),
         "train_loss": [round(v, 4) for v in history.history["loss"]],
         "train_accuracy": [round(v, 4) for v in history.history["accuracy"]],
+        "test_accuracy_per_epoch": callbacks[0].accuracy if curves else None,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, "
                    f"keras {keras.__version__} ({keras.backend.backend()})",
     }
@@ -180,6 +196,18 @@ def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limi
     return record
 
 
+def _parse(items) -> dict:
+    """["dim=96", "pooling=mean", "flip=false"] -> {"dim": 96, "pooling": "mean", "flip": False}."""
+    out = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="fashion-small")
@@ -187,14 +215,17 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="checkpoint path (.keras)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--limit", type=int, default=None, help="use only N training images")
+    parser.add_argument("--curves", action="store_true", help="test accuracy after every epoch")
+    parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="recipe changes, e.g. batch_size=256 peak_learning_rate=1e-3")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="model overrides, e.g. dim=96 depth=6")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        overrides[key] = json.loads(value) if value[:1].isdigit() or value[:1] in "[-" else value
-    record = train(args.model, args.epochs, args.out, args.overwrite, args.limit, **overrides)
+    overrides, recipe = _parse(args.set), {**RECIPE, **_parse(args.recipe)}
+    record = train(args.model, args.epochs, args.out, args.overwrite, args.limit, recipe=recipe,
+                   curves=args.curves, command=" ".join(["python -m vitlib.train", *argv]),
+                   **overrides)
     print(json.dumps({k: record[k] for k in ("test_accuracy", "training_seconds", "parameters")}))
     return 0
 
