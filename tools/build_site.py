@@ -137,6 +137,17 @@ def _title(path: Path) -> str:
     return first.lstrip("# ").strip()
 
 
+def _without_widget_state(path: Path):
+    """The notebook without its saved widget state: nbconvert would otherwise load the widget
+    renderer from a CDN (unpkg.com). Widgets don't run in a static page anyway; the notebooks
+    show a static figure beside every widget."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
 # --- Slides ----------------------------------------------------------------------------------
 
 def slides(paths: list[Path], out: Path = BUILD / "slides") -> list[Path]:
@@ -154,7 +165,9 @@ def slides(paths: list[Path], out: Path = BUILD / "slides") -> list[Path]:
     glossary_page(out.parent / "html")
     written = []
     for path in paths:
-        body, _ = exporter.from_filename(str(path))
+        body, _ = exporter.from_notebook_node(
+            _without_widget_state(path),
+            resources={"metadata": {"name": path.stem, "path": str(path.parent)}})
         body = rewrite_links(body, glossary="../html/glossary.html")
         dest = out / f"{path.stem}.slides.html"
         dest.write_text(body, encoding="utf-8")
@@ -234,7 +247,9 @@ def html_site(paths: list[Path], out: Path = BUILD / "html") -> list[Path]:
     written = []
     slides_dir = BUILD / "slides"
     for i, path in enumerate(paths):
-        body, _ = exporter.from_filename(str(path))
+        body, _ = exporter.from_notebook_node(
+            _without_widget_state(path),
+            resources={"metadata": {"name": path.stem, "path": str(path.parent)}})
         body = rewrite_links(body, glossary="glossary.html", index="index.html")
         deck = slides_dir / f"{path.stem}.slides.html"
         nav = _nav(paths[i - 1] if i else None, paths[i + 1] if i + 1 < len(paths) else None,

@@ -7,6 +7,9 @@ Each module is one idea, built in the open in one notebook first:
 - :mod:`vitlib.embeddings`  class token and position embeddings (01, 04)
 - :mod:`vitlib.encoder`     MLP and the pre-norm encoder block (05)
 - :mod:`vitlib.model`       the whole ViT; :mod:`vitlib.configs` its named sizes (06)
+- :mod:`vitlib.train`       the course's training recipe and checkpoint command (06)
+- :mod:`vitlib.inspect`     attention maps, rollout, attention distance (07); :mod:`vitlib.plots`
+- :mod:`vitlib.cnn`, :mod:`vitlib.compare`   a small CNN and the ViT-vs-CNN experiment (08)
 - :mod:`vitlib.data`        Fashion-MNIST and photos, offline (00)
 """
 

@@ -106,6 +106,9 @@ def compile_for_training(model: ViT, steps_per_epoch: int, epochs: int, recipe=R
         loss=keras.losses.CategoricalCrossentropy(from_logits=True,
                                                   label_smoothing=recipe["label_smoothing"]),
         metrics=["accuracy"],
+        # Keras turns XLA off on CPU-only machines by default; for this small ViT it makes a
+        # training step about 2.5x faster on 2 CPU cores (585 vs 226 images/s, measured).
+        jit_compile=True,
     )
     return model
 
@@ -151,6 +154,7 @@ class _TestAccuracy(keras.callbacks.Callback):
         start = time.perf_counter()
         self.accuracy.append(round(evaluate(self.model, self.x_test, self.y_test), 4))
         self.seconds += time.perf_counter() - start
+        print(f"epoch {epoch + 1}: test accuracy {self.accuracy[-1]:.4f}", flush=True)
 
 
 def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limit=None,
