@@ -1,6 +1,6 @@
 """Print the oldest stack vitlib supports, as pip requirements (what `make compat` installs).
 
-Usage: python tools/min_stack.py [--extras tensorflow,photos]
+Usage: python tools/min_stack.py [--extras tensorflow,photos,plots]
 
 The minimum versions are declared in ONE place, pyproject.toml: each lower bound ``name>=X.Y``
 of ``[project] dependencies`` and of the chosen optional extras becomes ``name==X.Y.*`` (the
@@ -22,7 +22,7 @@ LOWER = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.-]+)\s*>=\s*(?P<version>[0-9][0-9.
 
 
 def minimum_requirements(pyproject: Path = ROOT / "pyproject.toml",
-                         extras: tuple[str, ...] = ("tensorflow", "photos"),
+                         extras: tuple[str, ...] = ("tensorflow", "photos", "plots"),
                          linux_x86_64: bool | None = None) -> list[str]:
     """Return ``["keras==3.10.*", ...]`` from the lower bounds declared in ``pyproject``."""
     project = tomllib.loads(pyproject.read_text())["project"]
@@ -44,7 +44,7 @@ def minimum_requirements(pyproject: Path = ROOT / "pyproject.toml",
 
 
 if __name__ == "__main__":
-    extras = ("tensorflow", "photos")
+    extras = ("tensorflow", "photos", "plots")
     if len(sys.argv) == 3 and sys.argv[1] == "--extras":
         extras = tuple(e for e in sys.argv[2].split(",") if e)
     print("\n".join(minimum_requirements(extras=extras)))
