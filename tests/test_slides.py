@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import io
 import json
 import re
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from _tooling import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -29,15 +28,7 @@ SHOTS = BUILD / "screenshots"
 pytestmark = pytest.mark.single_backend
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-headless = _load("headless")
+headless = load_tool("headless")
 
 # Ready when reveal.js has initialised (decks) and MathJax has emptied its queue (if loaded).
 MATHJAX_DONE = """(() => {

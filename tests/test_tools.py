@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from _tooling import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.single_backend
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-editions = _load("make_editions")
-executor = _load("execute_notebooks")
+editions = load_tool("make_editions")
+executor = load_tool("execute_notebooks")
 
 SOLVED = '''def attention(q, k, v):
     """Scaled dot-product attention."""
