@@ -30,9 +30,12 @@ help:
 
 env: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-hub.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# keras-hub without tensorflow-text (it would pull the full tensorflow): see requirements-hub.txt.
+	@# Python 3.10 has no keras-hub: its markers skip every line there.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-hub.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
