@@ -109,25 +109,3 @@ def test_patch_embedding_in_functional_model():
     inputs = keras.Input((8, 8, 1))
     outputs = PatchEmbedding(2, 3)(inputs)
     assert tuple(outputs.shape) == (None, 16, 3)
-
-
-def test_hybrid_stem_equals_stock_keras_convolutions():
-    """method="hybrid" (paper Sec. 3.1) = stock Conv2D layers with the same weights, then a reshape."""
-    x = np.random.default_rng(1).normal(size=(2, 16, 8, 3)).astype("float32")
-    embed = PatchEmbedding(4, 16, method="hybrid")  # stem: 8 then 16 channels, then 1x1 to 16
-    tokens = ops.convert_to_numpy(embed(x))
-    assert tokens.shape == (2, (16 // 4) * (8 // 4), 16)
-    reference = keras.Sequential([
-        keras.Input((16, 8, 3)),
-        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="gelu"),
-        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="gelu"),
-        keras.layers.Conv2D(16, 1),
-        keras.layers.Reshape((8, 16)),
-    ])
-    reference.set_weights([ops.convert_to_numpy(w) for w in embed.weights])
-    np.testing.assert_allclose(tokens, ops.convert_to_numpy(reference(x)), atol=1e-5)
-
-
-def test_hybrid_needs_a_power_of_two_patch_size():
-    with pytest.raises(ValueError, match=r"`patch_size` must be a power of two.*got 6"):
-        PatchEmbedding(6, 12, method="hybrid")

@@ -28,9 +28,6 @@ CONFIGS = {
                      "mlp_dim": 64},  # 16 tokens + class token: for live demos
     "fashion-small": {**_FASHION, "patch_size": 4, "dim": 64, "depth": 4, "num_heads": 4,
                       "mlp_dim": 128},  # 49 tokens + class token, about 139k parameters
-    # The paper's hybrid (Sec. 3.1): fashion-small with a small convolutional stem making the tokens.
-    "fashion-hybrid": {**_FASHION, "patch_size": 4, "dim": 64, "depth": 4, "num_heads": 4,
-                       "mlp_dim": 128, "patch_method": "hybrid"},
 }
 
 

@@ -77,40 +77,19 @@ class PatchEmbedding(layers.Layer):
     ``method="conv"`` uses a Conv2D with kernel = stride = patch size (what ViT code does);
     ``method="dense"`` flattens the patches and applies a Dense layer. The two compute the
     same function: ``dense.kernel = conv.kernel.reshape(-1, dim)`` (see notebook 01).
-
-    ``method="hybrid"`` is the paper's hybrid architecture (Sec. 3.1): the tokens come from a
-    small CNN's feature map instead of raw patches. A stem of 3x3 convolutions with stride 2
-    (GELU after each; log2(patch_size) of them, channels growing to ``dim``) shrinks the image by
-    ``patch_size``, then a 1x1 convolution is the projection E of 1x1 "patches". Same grid and
-    token count as ``"conv"``, but neighbouring tokens see overlapping pixels (locality, 局所性).
-    ``patch_size`` must then be a power of two.
     """
 
     def __init__(self, patch_size: int, dim: int, method: str = "conv", **kwargs):
         super().__init__(**kwargs)
         self.patch_size = _checks.positive_int("patch_size", patch_size)
         self.dim = _checks.positive_int("dim", dim)
-        self.method = _checks.one_of("method", method, {"conv", "dense", "hybrid"})
-        self.stem = []
+        self.method = _checks.one_of("method", method, {"conv", "dense"})
         if self.method == "conv":
             self.projection = layers.Conv2D(
                 self.dim, self.patch_size, strides=self.patch_size, padding="valid", name="conv"
             )
-        elif self.method == "dense":
-            self.projection = layers.Dense(self.dim, name="dense")
         else:
-            stages = self.patch_size.bit_length() - 1
-            if self.patch_size != 2**stages or stages == 0:
-                raise ValueError(
-                    f'`patch_size` must be a power of two (2, 4, 8, 16, ...) with method="hybrid" '
-                    f"(a stride-2 convolution per halving), got {patch_size}."
-                )
-            self.stem = [
-                layers.Conv2D(max(self.dim // 2 ** (stages - i), 8), 3, strides=2, padding="same",
-                              activation="gelu", name=f"stem_{i}")
-                for i in range(1, stages + 1)
-            ]
-            self.projection = layers.Conv2D(self.dim, 1, name="conv")
+            self.projection = layers.Dense(self.dim, name="dense")
 
     def build(self, input_shape):
         gh, gw, c = _grid(input_shape, self.patch_size)
@@ -118,24 +97,17 @@ class PatchEmbedding(layers.Layer):
             raise ValueError("`images` must have a known number of channels (last axis).")
         self.grid_size = (gh, gw)
         self.channels = c
-        if self.method == "dense":
+        if self.method == "conv":
+            self.projection.build(input_shape)
+        else:
             self.projection.build((input_shape[0], gh * gw, self.patch_size**2 * c))
-            return
-        shape = tuple(input_shape)
-        for conv in self.stem:  # hybrid: each stage halves the height and width
-            conv.build(shape)
-            shape = (shape[0], (shape[1] + 1) // 2, (shape[2] + 1) // 2, conv.filters)
-        self.projection.build(shape)
 
     def call(self, images):
         _checks.image_batch("images", ops.shape(images), self.channels)
-        if self.method == "dense":
-            return self.projection(extract_patches(images, self.patch_size))
-        x = images
-        for conv in self.stem:  # hybrid: (batch, H/2, W/2, c1) -> ... -> (batch, gh, gw, c_k)
-            x = conv(x)
-        x = self.projection(x)  # (batch, gh, gw, dim)
-        return ops.reshape(x, (-1, x.shape[1] * x.shape[2], self.dim))
+        if self.method == "conv":
+            x = self.projection(images)  # (batch, gh, gw, dim)
+            return ops.reshape(x, (-1, x.shape[1] * x.shape[2], self.dim))
+        return self.projection(extract_patches(images, self.patch_size))
 
     def compute_output_shape(self, input_shape):
         gh, gw, _ = _grid(input_shape, self.patch_size)
