@@ -10,6 +10,10 @@ Each module is one idea, built in the open in one notebook first:
 - :mod:`vitlib.train`       the course's training recipe and checkpoint command (06)
 - :mod:`vitlib.inspect`     attention maps, rollout, attention distance (07); :mod:`vitlib.plots`
 - :mod:`vitlib.cnn`, :mod:`vitlib.compare`   a small CNN and the ViT-vs-CNN experiment (08)
+- :mod:`vitlib.pretrained`  Google's .npz checkpoints and keras-hub ViTs into vitlib.ViT (09)
+- :mod:`vitlib.finetune`    a new head, a new image size, a frozen encoder (09)
+- :mod:`vitlib.mae`, :mod:`vitlib.label_efficiency`   masked-autoencoder pretraining and the
+  label-efficiency experiment (09)
 - :mod:`vitlib.data`        Fashion-MNIST and photos, offline (00)
 """
 
@@ -23,14 +27,17 @@ from .embeddings import (
     sincos_2d,
 )
 from .encoder import MLP, EncoderBlock
+from .finetune import copy_encoder, freeze_encoder, with_new_head
+from .mae import MaskedAutoencoder, masked_mse, random_masking
 from .model import ViT, vit
 from .patches import PatchEmbedding, extract_patches, patches_to_images
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CONFIGS", "MLP", "ClassToken", "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbedding",
-    "PositionEmbedding", "ViT", "extract_patches", "patches_to_images",
+    "CONFIGS", "MLP", "ClassToken", "EncoderBlock", "MaskedAutoencoder", "MultiHeadSelfAttention",
+    "PatchEmbedding", "PositionEmbedding", "ViT", "copy_encoder", "extract_patches",
+    "freeze_encoder", "masked_mse", "patches_to_images", "random_masking",
     "resize_position_embedding", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
-    "vit", "vit_config",
+    "vit", "vit_config", "with_new_head",
 ]

@@ -1,0 +1,95 @@
+"""Fine-tuning (ファインチューニング): reuse a trained ViT's encoder under a new head.
+
+A trained ViT is an encoder (patch embedding, class token, position embedding, blocks, final
+norm) plus a head. For a new task we keep the encoder's weights and start a new head
+(``num_classes`` outputs); for a new image size the position embedding is resized bilinearly
+(Dosovitskiy et al. 2021, Sec. 3.2). The encoder can then be frozen (only the head learns: a
+linear probe) or trained along with the head (full fine-tuning).
+
+    model = with_new_head(trained, num_classes=5)             # same size, new head
+    model = with_new_head(trained, image_size=56)             # 14x14 patches instead of 7x7
+    freeze_encoder(model)                                     # train the head only
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+from .embeddings import resize_position_embedding
+from .model import ViT
+
+#: The ViT's encoder layers, in the order of Eq. 1-4: every layer but ``head``.
+ENCODER_LAYERS = ("patch_embedding", "class_token", "position_embedding", "blocks", "norm")
+
+
+def _check_vit(name: str, model) -> ViT:
+    if not isinstance(model, ViT):
+        raise ValueError(f"`{name}` must be a vitlib.ViT, got {type(model).__name__}.")
+    if not model.built:
+        model.build()
+    return model
+
+
+def encoder_layers(model: ViT) -> list:
+    """The encoder's layers of ``model`` (every layer but the head), in order."""
+    _check_vit("model", model)
+    out = []
+    for name in ENCODER_LAYERS:
+        layer = getattr(model, name)
+        out.extend(layer if isinstance(layer, list) else [] if layer is None else [layer])
+    return out
+
+
+def copy_encoder(source: ViT, target: ViT) -> ViT:
+    """Copy every encoder weight of ``source`` into ``target`` (the head is left alone).
+
+    The two must have the same architecture except the head and the image size. A learned
+    position embedding (1, 1 + N, dim) is resized to the target's grid (1, 1 + N', dim); a
+    sine-cosine one is not copied (the target computes its own for its grid). Returns ``target``.
+    """
+    _check_vit("source", source)
+    _check_vit("target", target)
+    for key in ("patch_size", "dim", "depth", "num_heads", "mlp_dim", "channels", "pooling",
+                "position", "patch_method"):
+        if getattr(source, key) != getattr(target, key):
+            raise ValueError(
+                f"`target` must have the encoder architecture of `source`: {key}="
+                f"{getattr(target, key)!r}, but `source` has {key}={getattr(source, key)!r}."
+            )
+    for src, dst in zip(encoder_layers(source), encoder_layers(target), strict=True):
+        if src is source.position_embedding:
+            if source.position == "learned":
+                table = resize_position_embedding(src.embedding, target.grid_size,
+                                                  num_prefix_tokens=src.num_prefix_tokens,
+                                                  old_grid=source.grid_size)
+                dst.embedding.assign(ops.cast(table, dst.embedding.dtype))
+            continue
+        dst.set_weights(src.get_weights())
+    return target
+
+
+def with_new_head(model: ViT, num_classes: int | None = None, image_size=None) -> ViT:
+    """A new ViT with ``model``'s encoder weights and a freshly initialised head.
+
+    ``num_classes``: outputs of the new head (default: as ``model``); ``image_size``: ``n`` or
+    ``(height, width)``, a multiple of the patch size (default: as ``model``). The new model maps
+    images (batch, *image_size, channels) -> logits (batch, num_classes). ``model`` is unchanged.
+    """
+    _check_vit("model", model)
+    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+    if num_classes is not None:
+        config["num_classes"] = num_classes
+    if image_size is not None:
+        config["image_size"] = image_size
+    new = ViT(**config)  # checks num_classes and image_size (a multiple of patch_size)
+    new.build()
+    return copy_encoder(model, new)
+
+
+def freeze_encoder(model: ViT, frozen: bool = True) -> ViT:
+    """Make every encoder layer non-trainable (``frozen=True``) or trainable again; the head
+    stays trainable. Compile (again) after changing this. Returns ``model``."""
+    for layer in encoder_layers(model):
+        layer.trainable = not frozen
+    model.head.trainable = True
+    return model
