@@ -25,7 +25,7 @@ help:
 	@echo "make slides - reveal.js decks of every notebook in build/slides/ (work offline)"
 	@echo "make html   - a static site of the executed notebooks in build/html/ (index = course map)"
 	@echo "make compat - the vitlib unit tests on the OLDEST supported Keras/TensorFlow (.venv-min)"
-	@echo "make bench  - attention speed and notebook times/memory (not part of make test)"
+	@echo "make bench  - notebook times/memory, attention speed/memory, training recipes (~35 min; not in make test)"
 	@echo "make clean  - remove .venv, build/ and caches (never notebooks or data/)"
 
 env: $(STAMP)
@@ -68,7 +68,7 @@ test-notebooks: data
 	  --nbval-cell-timeout=120 -p no:cacheprovider $(NOTEBOOKS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check vitlib tests tools notebooks
+	$(VENV)/bin/ruff check vitlib tests tools notebooks benchmarks
 
 notebooks: data
 	$(PY) tools/execute_notebooks.py $(NOTEBOOKS)
@@ -81,9 +81,17 @@ student: $(STAMP)
 	$(PY) tools/make_editions.py build $(NOTEBOOKS)
 	@echo "Student editions in build/student/, teacher editions in build/teacher/"
 
+# Benchmarks, on demand, never in `make test`; benchmarks/RESULTS.md is regenerated from the JSON
+# records in benchmarks/results/ (each script refuses to replace its record without --overwrite;
+# `make bench` re-measures on purpose). BENCH_BUDGETS: seconds of training per contender and run,
+# 3 contenders each: the default (1.5 and 4.5 min) takes about 35 min in all; the longer
+# comparison is `make bench BENCH_BUDGETS="300 900"` (about 75 min).
+BENCH_BUDGETS ?= 90 270
 bench: data
-	$(PY) benchmarks/attention.py
-	$(PY) benchmarks/notebook_times.py $(NOTEBOOKS)
+	$(PY) benchmarks/notebook_times.py --overwrite $(NOTEBOOKS)
+	$(PY) benchmarks/attention.py --overwrite
+	$(PY) benchmarks/recipes.py --overwrite --budgets $(BENCH_BUDGETS)
+	$(PY) benchmarks/report.py --overwrite
 
 # --- Compatibility: the oldest Keras/TensorFlow/NumPy that pyproject.toml declares ------------
 # tools/min_stack.py turns pyproject's lower bounds into "==X.Y.*" pins; .venv-min is rebuilt

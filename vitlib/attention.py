@@ -52,7 +52,11 @@ def scaled_dot_product_attention(q, k, v, mask=None):
         raise ValueError(f"`k` and `v` must have the same number of keys, got {ks[-2]} and {vs[-2]}.")
     if mask is not None:
         _check_mask(mask, (*qs[:-1], ks[-2]))
-    scores = ops.matmul(q, ops.swapaxes(k, -1, -2)) / math.sqrt(qs[-1])  # (..., queries, keys)
+    # (q / sqrt(d_k)) k^T = q k^T / sqrt(d_k). Scaling the queries costs (queries, d_k) work;
+    # scaling the scores would cost one more pass over (queries, keys) and another tensor that
+    # size. keras.layers.MultiHeadAttention also scales the queries (see benchmarks/attention.py).
+    q = ops.multiply(q, 1.0 / math.sqrt(qs[-1]))
+    scores = ops.matmul(q, ops.swapaxes(k, -1, -2))  # (..., queries, keys)
     if mask is not None:
         scores = ops.where(ops.cast(mask, "bool"), scores, ops.cast(_MASK_VALUE, scores.dtype))
     weights = ops.softmax(scores, axis=-1)
