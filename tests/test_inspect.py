@@ -137,6 +137,49 @@ def test_mean_attention_distance_averages_over_images_and_checks_its_arguments()
         inspect.mean_attention_distance([batch], (2, 2), 0, num_prefix_tokens=0)
 
 
+def _distance_by_loops(layers, rows, cols, p, prefix):
+    """Reference: the definition written out with Python loops over layers, images, heads, tokens."""
+    out = np.zeros((len(layers), layers[0].shape[1]))
+    for i, a in enumerate(layers):
+        for h in range(a.shape[1]):
+            total = 0.0
+            for b in range(a.shape[0]):
+                for q in range(rows * cols):
+                    row = a[b, h, prefix + q, prefix:]
+                    for k in range(rows * cols):
+                        dy, dx = (q // cols - k // cols) * p, (q % cols - k % cols) * p
+                        total += row[k] / row.sum() * math.hypot(dy, dx)
+            out[i, h] = total / (a.shape[0] * rows * cols)
+    return out
+
+
+def test_mean_attention_distance_equals_explicit_loops_on_random_attention():
+    # 3 layers, 2 images, 2 heads, a class token, a 2x3 grid of 5-pixel patches; float32 like a model.
+    rng = np.random.default_rng(3)
+    rows, cols, p, t = 2, 3, 5, 7
+    logits = rng.normal(size=(3, 2, 2, t, t)) * 2
+    a = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype("float32")
+    expected = _distance_by_loops(a.astype(float), rows, cols, p, prefix=1)
+    for attention in (list(a), a, [ops.convert_to_tensor(layer) for layer in a]):
+        got = inspect.mean_attention_distance(attention, (rows, cols), p, num_prefix_tokens=1)
+        assert got.shape == (3, 2)
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    got = inspect.mean_attention_distance(a[1], (rows, cols), p, num_prefix_tokens=1)  # one layer
+    np.testing.assert_allclose(got, expected[1], rtol=1e-6)
+
+
+def test_mean_attention_distance_rejects_bad_shapes():
+    a = np.full((1, 1, 4, 4), 0.25)
+    with pytest.raises(ValueError, match="attention"):
+        inspect.mean_attention_distance([], (2, 2), 4, num_prefix_tokens=0)
+    with pytest.raises(ValueError, match=r"layer 1 of `attention` has shape \(1, 4, 4\)"):
+        inspect.mean_attention_distance([a, a[0]], (2, 2), 4, num_prefix_tokens=0)
+    with pytest.raises(ValueError, match=r"\(1, 4, 4\)"):
+        inspect.mean_attention_distance(a[0], (2, 2), 4, num_prefix_tokens=0)
+    with pytest.raises(ValueError, match="attention"):
+        inspect.mean_attention_distance(np.full((1, 1, 4, 5), 0.2), (2, 2), 4, num_prefix_tokens=0)
+
+
 def test_distance_matrix_by_hand():
     d = inspect.distance_matrix((2, 3), patch_size=2)  # patch 5 is at row 1, column 2
     assert d.shape == (6, 6)

@@ -164,21 +164,38 @@ def mean_attention_distance(attention, grid_size, patch_size: int,
 
     (Some code, e.g. the "probing ViTs" notebooks, skips the renormalisation; with little
     attention on the class token the two agree closely.)
+
+    The layers are processed one at a time, so the memory needed beyond the input is a few
+    float64 copies of one layer, not of all of them (256 images of ``fashion-small``: ~20 MB each).
     """
-    a = _stack(attention, "attention")
-    single = a.ndim == 4
-    if single:
-        a = a[None]
-    if a.ndim != 5:
-        raise ValueError(
-            "`attention` must be a list of per-layer arrays (batch, heads, tokens, tokens) or one "
-            f"array (layers, batch, heads, tokens, tokens), got shape {a.shape}."
-        )
-    rows, cols, prefix = _grid_and_prefix(a.shape[-1], grid_size, num_prefix_tokens, "attention")
-    patches = a[..., prefix:, prefix:]  # patch queries, patch keys
-    weights = patches / patches.sum(axis=-1, keepdims=True)
-    per_query = (weights * distance_matrix((rows, cols), patch_size)).sum(axis=-1)  # (L, b, h, N)
-    result = per_query.mean(axis=(1, 3))  # over images and queries -> (L, heads)
+    if isinstance(attention, (list, tuple)):
+        if not attention:
+            raise ValueError("`attention` must hold at least one layer's attention, got an empty list.")
+        layers, single = attention, False
+    else:
+        a = np.asarray(ops.convert_to_numpy(attention))
+        single = a.ndim == 4
+        # One layer (batch, heads, T, T), or (layers, batch, heads, T, T) iterated over its layers;
+        # any other shape is rejected in the loop.
+        layers = a if a.ndim == 5 else [a]
+    d = None
+    result = []
+    for i, layer in enumerate(layers):
+        a = np.asarray(ops.convert_to_numpy(layer), dtype=np.float64)
+        if a.ndim != 4 or a.shape[-1] != a.shape[-2]:
+            where = f"layer {i} of `attention`" if isinstance(attention, (list, tuple)) else "`attention`"
+            raise ValueError(
+                "`attention` must be a list of per-layer arrays (batch, heads, tokens, tokens) or one "
+                f"array (layers, batch, heads, tokens, tokens); {where} has shape {np.shape(a)}."
+            )
+        rows, cols, prefix = _grid_and_prefix(a.shape[-1], grid_size, num_prefix_tokens, "attention")
+        if d is None:
+            d = distance_matrix((rows, cols), patch_size)  # (N, N), in pixels
+        patches = a[..., prefix:, prefix:]  # (batch, heads, N, N): patch queries, patch keys
+        weights = patches / patches.sum(axis=-1, keepdims=True)
+        per_query = (weights * d).sum(axis=-1)  # (batch, heads, N)
+        result.append(per_query.mean(axis=(0, 2)))  # over images and queries -> (heads,)
+    result = np.stack(result)  # (layers, heads)
     return result[0] if single else result
 
 
