@@ -84,9 +84,9 @@ student: $(STAMP)
 # Benchmarks, on demand, never in `make test`; benchmarks/RESULTS.md is regenerated from the JSON
 # records in benchmarks/results/ (each script refuses to replace its record without --overwrite;
 # `make bench` re-measures on purpose). BENCH_BUDGETS: seconds of training per contender and run,
-# 3 contenders each: the default (1.5 and 4.5 min) takes about 35 min in all; the longer
+# 3 contenders each: the default (1 and 3 min) takes about 30 min in all; the longer
 # comparison is `make bench BENCH_BUDGETS="300 900"` (about 75 min).
-BENCH_BUDGETS ?= 90 270
+BENCH_BUDGETS ?= 60 180
 bench: data
 	$(PY) benchmarks/notebook_times.py --overwrite $(NOTEBOOKS)
 	$(PY) benchmarks/attention.py --overwrite

@@ -14,6 +14,7 @@ Each module is one idea, built in the open in one notebook first:
 - :mod:`vitlib.finetune`    a new head, a new image size, a frozen encoder (09)
 - :mod:`vitlib.mae`, :mod:`vitlib.label_efficiency`   masked-autoencoder pretraining and the
   label-efficiency experiment (09)
+- :mod:`vitlib.segment`     per-patch segmentation of canvases with the course's encoder (10)
 - :mod:`vitlib.data`        Fashion-MNIST and photos, offline (00)
 """
 
@@ -31,12 +32,13 @@ from .finetune import copy_encoder, freeze_encoder, with_new_head
 from .mae import MaskedAutoencoder, masked_mse, random_masking
 from .model import ViT, vit
 from .patches import PatchEmbedding, extract_patches, patches_to_images
+from .segment import PatchSegmenter
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CONFIGS", "MLP", "ClassToken", "EncoderBlock", "MaskedAutoencoder", "MultiHeadSelfAttention",
-    "PatchEmbedding", "PositionEmbedding", "ViT", "copy_encoder", "extract_patches",
+    "PatchEmbedding", "PatchSegmenter", "PositionEmbedding", "ViT", "copy_encoder", "extract_patches",
     "freeze_encoder", "masked_mse", "patches_to_images", "random_masking",
     "resize_position_embedding", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
     "vit", "vit_config", "with_new_head",
