@@ -55,3 +55,37 @@ def test_short_run_saves_a_small_checkpoint_and_a_record(tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         train.train("fashion-tiny", epochs=1, out=out, limit=64, verbose=0)
 
+
+
+def _traces_of_first_fit(model, compile_model) -> int:
+    """How many times the model's call is traced by the first ``fit`` (TensorFlow)."""
+    calls = []
+    original = model.call
+    model.call = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    compile_model(model)
+    x = np.zeros((8, 28, 28, 1), "float32")
+    model.fit(x, keras.utils.to_categorical(np.arange(8) % 10, 10), batch_size=8, verbose=0)
+    return len(calls)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="counts TensorFlow traces")
+def test_compile_for_training_traces_the_training_step_once():
+    from vitlib import vit
+
+    once = _traces_of_first_fit(
+        vit("fashion-tiny"),
+        lambda m: train.compile_for_training(m, steps_per_epoch=1, epochs=1, jit_compile=False))
+    # The same optimizer compiled the usual way: its variables (and the string metric's) are
+    # created inside the first trace, and TensorFlow traces the step again.
+    twice = _traces_of_first_fit(
+        vit("fashion-tiny"),
+        lambda m: m.compile(keras.optimizers.AdamW(1e-3), "categorical_crossentropy",
+                            metrics=["accuracy"], jit_compile=False))
+    assert (once, twice) == (1, 2)
+
+
+def test_build_optimizer_needs_a_compiled_model():
+    from vitlib import vit
+
+    with pytest.raises(ValueError, match="not compiled"):
+        train.build_optimizer(vit("fashion-tiny"))

@@ -11,7 +11,8 @@ Each module is one idea, built in the open in one notebook first:
 - :mod:`vitlib.inspect`     attention maps, rollout, attention distance (07); :mod:`vitlib.plots`
 - :mod:`vitlib.cnn`, :mod:`vitlib.compare`   a small CNN and the ViT-vs-CNN experiment (08)
 - :mod:`vitlib.pretrained`  Google's .npz checkpoints and keras-hub ViTs into vitlib.ViT (09)
-- :mod:`vitlib.finetune`    a new head, a new image size, a frozen encoder (09)
+- :mod:`vitlib.finetune`    a new head, a new image size, a frozen encoder (09);
+  :mod:`vitlib.digits_transfer` the fine-tuning experiment on handwritten digits (09)
 - :mod:`vitlib.mae`, :mod:`vitlib.label_efficiency`   masked-autoencoder pretraining and the
   label-efficiency experiment (09)
 - :mod:`vitlib.segment`     per-patch segmentation of canvases with the course's encoder (10)

@@ -40,7 +40,7 @@ from .encoder import EncoderBlock
 from .finetune import with_new_head
 from .model import ViT
 from .patches import extract_patches, patches_to_images
-from .train import AugmentedBatches, WarmupCosine, to_inputs
+from .train import AugmentedBatches, WarmupCosine, build_optimizer, to_inputs
 
 
 def num_visible(num_patches: int, mask_ratio: float) -> int:
@@ -263,6 +263,7 @@ def pretrain(epochs=8, out=None, overwrite=False, limit=None, recipe=RECIPE, com
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe["weight_decay"],
                                                    beta_2=recipe["beta_2"]),
                   jit_compile=True)  # XLA: much faster on CPU (see vitlib.train)
+    build_optimizer(model)  # one trace of the training step, not two
     start = time.perf_counter()
     history = model.fit(batches, epochs=epochs, verbose=verbose)
     seconds = time.perf_counter() - start

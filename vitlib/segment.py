@@ -39,7 +39,7 @@ from . import _checks
 from .data import CLASS_NAMES, load_fashion_mnist
 from .finetune import copy_encoder
 from .model import ViT
-from .train import WarmupCosine
+from .train import WarmupCosine, build_optimizer
 
 #: Label names of the segmentation task: 0 is the background, 1 + c is Fashion-MNIST class c.
 LABEL_NAMES = ("background", *CLASS_NAMES)
@@ -344,8 +344,8 @@ def compile_segmenter(model, steps: int, settings=DEFAULTS):
                             int(settings["warmup_fraction"] * steps), steps)
     model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings["weight_decay"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=True)
-    return model
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=True)
+    return build_optimizer(model)  # one trace of the training step, not two
 
 
 def file_sha256(path) -> str:

@@ -1,0 +1,92 @@
+"""vitlib.digits_transfer: the digits task, the three starts, and the shipped record (notebook 09)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from vitlib import digits_transfer as dt
+from vitlib.segment import file_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = ROOT / "data" / "digits_transfer.json"
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return dt.load_digits_32()
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return keras.saving.load_model(ROOT / dt.CHECKPOINT, safe_mode=True)
+
+
+def test_digits_are_split_once_into_disjoint_sets(data):
+    from sklearn.datasets import load_digits
+
+    x_tr, y_tr, x_te, y_te = data
+    assert x_tr.shape == (500, 32, 32, 1) and x_te.shape == (1297, 32, 32, 1)
+    assert 0.0 <= x_tr.min() and x_tr.max() <= 1.0 and set(np.unique(y_tr)) == set(range(10))
+    # Together the two sets hold every digit once: the same labels as scikit-learn's set.
+    np.testing.assert_array_equal(np.sort(np.concatenate([y_tr, y_te])),
+                                  np.sort(load_digits().target))
+    np.testing.assert_array_equal(dt.load_digits_32()[1], y_tr)  # the same seeded split each time
+    assert not np.array_equal(dt.load_digits_32(seed=1)[1], y_tr)
+
+
+def test_the_three_starts(shipped):
+    scratch = dt.new_model("scratch", None)
+    probe = dt.new_model("probe", shipped)
+    full = dt.new_model("full", shipped)
+    head = sum(int(np.prod(w.shape)) for w in probe.head.weights)
+    assert sum(int(np.prod(w.shape)) for w in probe.trainable_weights) == head
+    assert len(full.trainable_weights) == len(scratch.trainable_weights) == len(full.weights)
+    # full fine-tuning starts from the pretrained blocks; from scratch does not.
+    kernel = shipped.blocks[0].weights[0].numpy()
+    np.testing.assert_array_equal(full.blocks[0].weights[0].numpy(), kernel)
+    assert not np.allclose(scratch.blocks[0].weights[0].numpy(), kernel)
+    assert full.position_embedding.embedding.shape[-2] == 1 + 64  # 8x8 patches + class token
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="`init`.*'pretrained'"):
+        dt.new_model("pretrained", None)
+    with pytest.raises(ValueError, match="`seeds`.*-1"):
+        dt.experiment(seeds=[0, -1])
+
+
+def test_main_refuses_to_overwrite_before_training(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    out.write_text("{}")
+    with pytest.raises(SystemExit):
+        dt.main(["--seeds", "0", "--out", str(out)])
+    assert "exists" in capsys.readouterr().err and out.read_text() == "{}"
+
+
+def test_summary_is_mean_min_max():
+    record = {"runs": [{"init": i, "test_accuracy": a} for i, a in
+                       [("scratch", 0.1), ("scratch", 0.3), ("probe", 0.5), ("full", 0.8)]]}
+    s = dt.summary(record)
+    assert s["scratch"] == pytest.approx((0.2, 0.1, 0.3)) and s["full"] == (0.8, 0.8, 0.8)
+
+
+@pytest.mark.single_backend  # the record was made on TensorFlow; 40 steps amplify backend differences
+def test_shipped_record_is_complete_and_reproduced(data, shipped):
+    record = json.loads(RECORD.read_text())
+    assert record["command"].startswith("python -m vitlib.digits_transfer")
+    # Made from the shipped classifier: re-run the command when that file changes.
+    assert record["checkpoint_sha256"] == file_sha256(ROOT / dt.CHECKPOINT)
+    assert record["steps"] == dt.EPOCHS * (dt.TRAIN_IMAGES // dt.BATCH) == 40
+    assert sorted((r["seed"], r["init"]) for r in record["runs"]) == sorted(
+        (s, i) for s in record["seeds"] for i in dt.INITS)
+    # Re-run one recorded run: the shipped numbers come from this code and this checkpoint.
+    recorded = {(r["seed"], r["init"]): r["test_accuracy"] for r in record["runs"]}
+    seed = record["seeds"][0]
+    assert round(dt.run("full", shipped, data, seed), 4) == pytest.approx(
+        recorded[seed, "full"], abs=2e-3)
