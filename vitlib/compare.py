@@ -1,6 +1,6 @@
 """ViT vs CNN at a matched parameter budget and a matched training time (notebook 08).
 
-    python -m vitlib.compare --sizes 1000 5000 20000 60000 --seconds 75 --out data/vit_vs_cnn.json
+    python -m vitlib.compare --sizes 1000 5000 20000 60000 --seconds 120 --out data/vit_vs_cnn.json
 
 For every training-set size n (the first n images of one seeded permutation of the 60,000, so each
 set contains the smaller ones) it trains two models of about the same size from the same seed:
@@ -9,9 +9,10 @@ gets the SAME wall-clock budget of ``--seconds`` of training, then is tested on 
 images. The runs are interleaved (CNN, ViT, then ViT, CNN, ...) so that slow phases of a shared
 machine hit both models.
 
-The recipe is :data:`vitlib.train.RECIPE` for both: the same seeded ``AugmentedBatches`` (shifts
-of up to 2 pixels, flips; full batches in one endless epoch, see :class:`EndlessBatches`), AdamW with weight decay 0.05, batch 128, peak learning rate 2e-3, label
-smoothing 0.1, compiled with XLA (``jit_compile=True``, as ``compile_for_training`` does).
+The recipe is :data:`vitlib.train.RECIPE` for both (recorded in the results): the same seeded
+``AugmentedBatches`` (random shifts and flips; full batches in one endless epoch, see
+:class:`EndlessBatches`), AdamW with weight decay, label smoothing, compiled with XLA
+(``jit_compile=True``, as ``compile_for_training`` does).
 
 The learning-rate schedule is :class:`vitlib.train.WarmupCosine`, but **clocked in time, not in
 steps**: at each step the rate is ``WarmupCosine(peak, 0.1 * budget, budget)`` evaluated at the
