@@ -39,23 +39,23 @@ def command_line(argv=None) -> str:
 
 def header(command: str) -> dict:
     """Command, UTC date, machine, versions and load average: the start of every record."""
-    from vitlib.compare import _load, _machine, _versions  # imports Keras (wanted here)
+    from vitlib.records import load_average, machine, versions  # imports Keras (wanted here)
 
     return {
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "versions": _versions(),
-        "load_average": {"start": _load()},
+        "machine": machine(),
+        "versions": versions(),
+        "load_average": {"start": load_average()},
     }
 
 
 def finish(record: dict) -> dict:
     """Add the load average at the end and whether other work shared the CPU."""
-    from vitlib.compare import _load
+    from vitlib.records import load_average
 
     start = record["load_average"]["start"]
-    record["load_average"]["end"] = _load()
+    record["load_average"]["end"] = load_average()
     record["shared_load"] = bool(start and start[0] >= 0.5)
     return record
 
@@ -68,7 +68,7 @@ def refuse_existing(paths, overwrite: bool) -> None:
 
 
 def write_json(record: dict, path, overwrite: bool) -> Path:
-    from vitlib.compare import write_results
+    from vitlib.records import write_results
 
     return write_results(record, path, overwrite=overwrite)
 

@@ -183,8 +183,9 @@ def run(budgets, train_images: int = 60_000, command: str = "", note: str = "",
     import keras
 
     from vitlib import train as vtrain
-    from vitlib.compare import _load, training_set
+    from vitlib.compare import training_set
     from vitlib.data import load_fashion_mnist
+    from vitlib.records import load_average
 
     budgets = [float(b) for b in budgets]
     if not budgets or any(not b > 0 for b in budgets) or len(set(budgets)) < len(budgets):
@@ -201,7 +202,7 @@ def run(budgets, train_images: int = 60_000, command: str = "", note: str = "",
     for i, seconds in enumerate(budgets):
         order = CONTENDERS[i % 3:] + CONTENDERS[:i % 3]  # rotated from one budget to the next
         for contender in order:
-            load = _load()
+            load = load_average()
             model, budget = train(contender, x, y, seconds, recipe)
             accuracy = vtrain.evaluate(model, data.x_test, data.y_test)
             batch = KERAS_IO["batch_size"] if contender == "keras.io" else recipe["batch_size"]

@@ -17,6 +17,7 @@ Each module is one idea, built in the open in one notebook first:
   label-efficiency experiment (09)
 - :mod:`vitlib.segment`     per-patch segmentation of canvases with the course's encoder (10)
 - :mod:`vitlib.data`        Fashion-MNIST and photos, offline (00)
+- :mod:`vitlib.records`     machine, versions and load average stored with every measurement
 """
 
 from .attention import MultiHeadSelfAttention, scaled_dot_product_attention

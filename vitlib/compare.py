@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import json
-import os
-import platform
 import shlex
 import sys
 import time
@@ -50,6 +47,7 @@ from ._meta import BRANCH, REPOSITORY
 from .cnn import small_cnn
 from .data import load_fashion_mnist
 from .model import vit
+from .records import load_average, machine, versions, write_results
 from .train import RECIPE, AugmentedBatches, WarmupCosine, evaluate, to_inputs
 
 MODELS = {
@@ -183,56 +181,13 @@ def train_with_budget(kind: str, x, y, seconds: float, recipe=RECIPE, jit_compil
     return model, budget
 
 
-def write_results(record: dict, path, overwrite: bool = False) -> Path:
-    """Write ``record`` as JSON to ``path``; refuse to replace an existing file unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"`out` {path} exists; pass --overwrite to replace it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
-
-
-def _versions() -> dict:
-    out = {"python": platform.python_version(), "keras": keras.__version__,
-           "backend": keras.backend.backend(), "numpy": np.__version__}
-    for package, dists in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("jax", ("jax",))):
-        for dist in dists:
-            try:
-                out[package] = importlib.metadata.version(dist)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                pass
-    return out
-
-
-def _machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
-            "cpu_count": os.cpu_count()}
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):  # not on Windows
-        return None
-
-
 def compare(sizes, seconds: float, recipe=RECIPE, command: str = "", note: str = "",
             log=print) -> dict:
     """Run the comparison (see the module docstring) and return the record."""
     sizes = [int(n) for n in sizes]
     if not sizes or any(not 1 <= n <= 60_000 for n in sizes):
         raise ValueError(f"`sizes` must be training-set sizes between 1 and 60000, got {sizes!r}.")
-    load_start, start = _load(), time.perf_counter()
+    load_start, start = load_average(), time.perf_counter()
     data = load_fashion_mnist()
     x_all, y_all = training_set(data, max(sizes), recipe["seed"])
     parameters = {}
@@ -244,7 +199,7 @@ def compare(sizes, seconds: float, recipe=RECIPE, command: str = "", note: str =
     results = []
     for i, n in enumerate(sizes):
         for kind in (("cnn", "vit") if i % 2 == 0 else ("vit", "cnn")):
-            load = _load()
+            load = load_average()
             model, budget = train_with_budget(kind, x_all[:n], y_all[:n], seconds, recipe)
             accuracy = evaluate(model, data.x_test, data.y_test)
             images_seen = budget.steps * min(n, recipe["batch_size"])  # full batches only
@@ -258,7 +213,7 @@ def compare(sizes, seconds: float, recipe=RECIPE, command: str = "", note: str =
             }
             results.append(point)
             log(json.dumps(point))
-    load_end = _load()
+    load_end = load_average()
     shared = bool(load_start and load_start[0] >= 0.5)
     return {
         "what": "Test accuracy (10,000 Fashion-MNIST test images) of a small CNN and a small ViT "
@@ -266,8 +221,8 @@ def compare(sizes, seconds: float, recipe=RECIPE, command: str = "", note: str =
                 "n images of a seeded permutation of the training set.",
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "versions": _versions(),
+        "machine": machine(),
+        "versions": versions(),
         "budget_seconds_per_run": seconds,
         "sizes": sizes,
         "models": parameters,

@@ -33,9 +33,9 @@ import numpy as np
 from keras import ops
 
 from . import _checks
-from .compare import _machine, _versions, write_results
 from .finetune import freeze_encoder, with_new_head
 from .model import ViT, vit
+from .records import machine, versions, write_results
 from .segment import file_sha256
 from .train import compile_for_training
 
@@ -136,7 +136,7 @@ def experiment(seeds=(0,), checkpoint=CHECKPOINT, command="", log=print) -> dict
         "batch_size": BATCH, "steps": EPOCHS * (len(data[0]) // BATCH),
         "probe_epochs": PROBE_EPOCHS, "seeds": [int(s) for s in seeds],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(), "versions": _versions(),
+        "machine": machine(), "versions": versions(),
         "total_seconds": round(time.perf_counter() - start, 1), "runs": runs,
     }
 

@@ -27,11 +27,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .compare import EndlessBatches, _load, _machine, _versions, write_results
+from .compare import EndlessBatches
 from .data import load_fashion_mnist
 from .finetune import copy_encoder
 from .mae import MaskedAutoencoder
 from .model import ViT, vit
+from .records import load_average, machine, versions, write_results
 from .train import RECIPE, compile_for_training, evaluate, to_inputs
 
 STEPS = 250  # per run: 6 runs (3 fractions) take about 7-8 minutes on 2 CPU cores (main())
@@ -93,7 +94,7 @@ def label_efficiency(fractions, encoder_path, steps=STEPS, recipe=RECIPE, comman
         idx = balanced_subset(data.y_train, fraction, recipe["seed"])
         x, y = to_inputs(data.x_train[idx]), data.y_train[idx]
         for init in (("mae", "scratch") if i % 2 == 0 else ("scratch", "mae")):
-            load = _load()
+            load = load_average()
             model, seconds = train_run(x, y, steps, pretrained if init == "mae" else None, recipe)
             run = {"fraction": fraction, "train_images": len(idx), "init": init, "steps": steps,
                    "epochs": round(steps * recipe["batch_size"] / len(idx), 1),
@@ -108,7 +109,7 @@ def label_efficiency(fractions, encoder_path, steps=STEPS, recipe=RECIPE, comman
                 "fractions of the labelled training images; same seed, recipe and steps.",
         "command": command, "encoder": str(encoder_path),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(), "versions": _versions(), "recipe": recipe, "steps": steps,
+        "machine": machine(), "versions": versions(), "recipe": recipe, "steps": steps,
         "schedule": "WarmupCosine: warm-up over the first tenth of the steps, cosine to 0",
         "total_seconds": round(time.perf_counter() - start, 1),
         "runs": runs,

@@ -32,7 +32,6 @@ import numpy as np
 from keras import layers, ops
 
 from . import _checks
-from .compare import _machine, _versions
 from .configs import vit_config
 from .data import load_fashion_mnist
 from .embeddings import PositionEmbedding
@@ -40,7 +39,14 @@ from .encoder import EncoderBlock
 from .finetune import with_new_head
 from .model import ViT
 from .patches import extract_patches, patches_to_images
-from .train import AugmentedBatches, WarmupCosine, build_optimizer, to_inputs
+from .records import machine, versions
+from .train import (
+    AugmentedBatches,
+    WarmupCosine,
+    build_optimizer,
+    save_without_optimizer,
+    to_inputs,
+)
 
 
 def num_visible(num_patches: int, mask_ratio: float) -> int:
@@ -229,15 +235,6 @@ RECIPE = {  # AdamW with beta_2 = 0.95 and weight decay 0.05, as in MAE (Appendi
 }
 
 
-def save_without_optimizer(model: keras.Model, path) -> None:
-    """Save an uncompiled copy of ``model`` (same config and weights, no optimizer state)."""
-    clean = type(model).from_config(
-        {k: v for k, v in model.get_config().items() if k not in ("trainable", "dtype")})
-    clean.build()
-    clean.set_weights(model.get_weights())
-    clean.save(path)
-
-
 def pretrain(epochs=8, out=None, overwrite=False, limit=None, recipe=RECIPE, command="",
              verbose=2) -> tuple[MaskedAutoencoder, dict]:
     """Pretrain ``mae("fashion-small")`` on the training images (no labels) for ``epochs``.
@@ -278,7 +275,7 @@ def pretrain(epochs=8, out=None, overwrite=False, limit=None, recipe=RECIPE, com
         "loss_per_epoch": [round(v, 5) for v in history.history["loss"]],
         "training_seconds": round(seconds, 1),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(), "versions": _versions(),
+        "machine": machine(), "versions": versions(),
     }
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

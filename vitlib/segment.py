@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -39,7 +37,8 @@ from . import _checks
 from .data import CLASS_NAMES, load_fashion_mnist
 from .finetune import copy_encoder
 from .model import ViT
-from .train import WarmupCosine, build_optimizer
+from .records import machine_summary
+from .train import WarmupCosine, build_optimizer, save_without_optimizer
 
 #: Label names of the segmentation task: 0 is the background, 1 + c is Fashion-MNIST class c.
 LABEL_NAMES = ("background", *CLASS_NAMES)
@@ -353,15 +352,6 @@ def file_sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def save_weights_only(model: PatchSegmenter, path) -> None:
-    """Save an uncompiled copy (no optimizer state): about 4 bytes per parameter."""
-    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
-    clean = PatchSegmenter(**config)
-    clean.build()
-    clean.set_weights(model.get_weights())
-    clean.save(path)
-
-
 def train_segmenter(encoder=ENCODER, out=None, overwrite=False, pretrained=True, verbose=2,
                     command="", **changes) -> dict:
     """Fine-tune the encoder checkpoint ``encoder`` as a :class:`PatchSegmenter` on canvases.
@@ -397,12 +387,11 @@ def train_segmenter(encoder=ENCODER, out=None, overwrite=False, pretrained=True,
         "parameters": model.count_params(), "training_seconds": round(seconds, 1),
         "train_loss": [round(v, 4) for v in history.history["loss"]],
         "test": scores(y_test, predict_labels(model, x_test)),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, "
-                   f"keras {keras.__version__} ({keras.backend.backend()})",
+        "machine": machine_summary(),
     }
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_weights_only(model, out)
+        save_without_optimizer(model, out)
         out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 

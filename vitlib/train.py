@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from keras import ops
 
 from .data import load_fashion_mnist
 from .model import ViT, vit
+from .records import machine_summary
 
 RECIPE = {
     "batch_size": 64,
@@ -161,9 +161,11 @@ def evaluate(model, x_test, y_test, batch_size=500) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == y_test))
 
 
-def save_weights_only_model(model: ViT, path: Path) -> None:
-    """Save an uncompiled copy (no optimizer state): a checkpoint of about 4 bytes per parameter."""
-    clean = ViT(**{k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")})
+def save_without_optimizer(model: keras.Model, path) -> None:
+    """Save an uncompiled copy of ``model`` (same class, config and weights; no optimizer state):
+    a checkpoint of about 4 bytes per parameter. Used by every course command that ships one."""
+    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+    clean = type(model).from_config(config)
     clean.build()
     clean.set_weights(model.get_weights())
     clean.save(path)
@@ -229,12 +231,11 @@ def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limi
         "train_loss": [round(v, 4) for v in history.history["loss"]],
         "train_accuracy": [round(v, 4) for v in history.history["accuracy"]],
         "test_accuracy_per_epoch": callbacks[0].accuracy if curves else None,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, "
-                   f"keras {keras.__version__} ({keras.backend.backend()})",
+        "machine": machine_summary(),
     }
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_weights_only_model(model, out)
+        save_without_optimizer(model, out)
         out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
