@@ -47,7 +47,7 @@ from ._meta import BRANCH, REPOSITORY
 from .cnn import small_cnn
 from .data import load_fashion_mnist
 from .model import vit
-from .records import load_average, machine, versions, write_results
+from .records import load_average, machine, refuse_existing_out, versions, write_results
 from .train import RECIPE, AugmentedBatches, WarmupCosine, evaluate, to_inputs
 
 MODELS = {
@@ -250,8 +250,7 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="", help="a remark stored in the results")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if args.out and Path(args.out).exists() and not args.overwrite:  # fail before training
-        parser.error(f"--out {args.out} exists; pass --overwrite to replace it.")
+    refuse_existing_out(parser, args.out, args.overwrite)  # before any training
     record = compare(args.sizes, args.seconds, note=args.note,
                      command=shlex.join(["python", "-m", "vitlib.compare", *argv]))
     if args.out:

@@ -35,7 +35,7 @@ from keras import ops
 from . import _checks
 from .finetune import freeze_encoder, with_new_head
 from .model import ViT, vit
-from .records import machine, versions, write_results
+from .records import machine, refuse_existing_out, versions, write_results
 from .segment import file_sha256
 from .train import compile_for_training
 
@@ -159,8 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if args.out and Path(args.out).exists() and not args.overwrite:  # fail before training
-        parser.error(f"--out {args.out} exists; pass --overwrite to replace it.")
+    refuse_existing_out(parser, args.out, args.overwrite)  # before any training
     if not Path(args.checkpoint).is_file():
         parser.error(f"--checkpoint {args.checkpoint} does not exist (make it with "
                      "`python -m vitlib.train --out data/vit_fashion_small.keras`).")

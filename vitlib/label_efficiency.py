@@ -32,7 +32,7 @@ from .data import load_fashion_mnist
 from .finetune import copy_encoder
 from .mae import MaskedAutoencoder
 from .model import ViT, vit
-from .records import load_average, machine, versions, write_results
+from .records import load_average, machine, refuse_existing_out, versions, write_results
 from .train import RECIPE, compile_for_training, evaluate, to_inputs
 
 STEPS = 250  # per run: 6 runs (3 fractions) take about 7-8 minutes on 2 CPU cores (main())
@@ -127,8 +127,7 @@ def main(argv=None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if args.out and Path(args.out).exists() and not args.overwrite:  # fail before training
-        parser.error(f"--out {args.out} exists; pass --overwrite to replace it.")
+    refuse_existing_out(parser, args.out, args.overwrite)  # before any training
     for f in args.fractions:
         balanced_subset([0], f)  # checks every fraction before any training
     if args.steps < 1:

@@ -39,12 +39,12 @@ from .encoder import EncoderBlock
 from .finetune import with_new_head
 from .model import ViT
 from .patches import extract_patches, patches_to_images
-from .records import machine, versions
+from .records import machine, refuse_existing_out, versions
 from .train import (
     AugmentedBatches,
     WarmupCosine,
     build_optimizer,
-    save_without_optimizer,
+    save_checkpoint,
     to_inputs,
 )
 
@@ -278,9 +278,7 @@ def pretrain(epochs=8, out=None, overwrite=False, limit=None, recipe=RECIPE, com
         "machine": machine(), "versions": versions(),
     }
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_without_optimizer(model, out)
-        out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+        save_checkpoint(model, record, out)
     return model, record
 
 
@@ -292,8 +290,7 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use only N training images")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if args.out and Path(args.out).exists() and not args.overwrite:  # fail before training
-        parser.error(f"--out {args.out} exists; pass --overwrite to replace it.")
+    refuse_existing_out(parser, args.out, args.overwrite)  # before any training
     _, record = pretrain(args.epochs, args.out, args.overwrite, args.limit,
                          command=shlex.join(["python", "-m", "vitlib.mae", *argv]))
     print(json.dumps({k: record[k] for k in ("loss_per_epoch", "training_seconds")}))

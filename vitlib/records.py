@@ -28,6 +28,13 @@ def write_results(record: dict, path, overwrite: bool = False) -> Path:
     return path
 
 
+def refuse_existing_out(parser, out, overwrite: bool) -> None:
+    """For a command line: stop with a usage error, before any work, if ``--out`` exists and
+    ``--overwrite`` was not given."""
+    if out and Path(out).exists() and not overwrite:
+        parser.error(f"--out {out} exists; pass --overwrite to replace it.")
+
+
 def versions() -> dict:
     """Python, Keras (and its backend), NumPy, TensorFlow and JAX versions, where installed."""
     out = {"python": platform.python_version(), "keras": keras.__version__,

@@ -38,7 +38,7 @@ from .data import CLASS_NAMES, load_fashion_mnist
 from .finetune import copy_encoder
 from .model import ViT
 from .records import machine_summary
-from .train import WarmupCosine, build_optimizer, save_without_optimizer
+from .train import WarmupCosine, build_optimizer, save_checkpoint
 
 #: Label names of the segmentation task: 0 is the background, 1 + c is Fashion-MNIST class c.
 LABEL_NAMES = ("background", *CLASS_NAMES)
@@ -390,9 +390,7 @@ def train_segmenter(encoder=ENCODER, out=None, overwrite=False, pretrained=True,
         "machine": machine_summary(),
     }
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_without_optimizer(model, out)
-        out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+        save_checkpoint(model, record, out)
     return record
 
 

@@ -171,6 +171,14 @@ def save_without_optimizer(model: keras.Model, path) -> None:
     clean.save(path)
 
 
+def save_checkpoint(model: keras.Model, record: dict, out) -> None:
+    """``model`` without optimizer state to ``out`` (.keras) and ``record`` beside it (.json)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_without_optimizer(model, out)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+
+
 class _TestAccuracy(keras.callbacks.Callback):
     """Test accuracy after each epoch (for the learning curves); its time is not training time."""
 
@@ -234,9 +242,7 @@ def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limi
         "machine": machine_summary(),
     }
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_without_optimizer(model, out)
-        out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+        save_checkpoint(model, record, out)
     return record
 
 
