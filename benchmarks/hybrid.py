@@ -1,6 +1,8 @@
-"""Toward the 92% target: the course's ViT vs the paper's hybrid, trained like the checkpoint.
+"""Toward the 92% target: the course's ViT vs the paper's hybrid, trained by the same code.
 
     .venv/bin/python benchmarks/hybrid.py --epochs 8 --recipe label_smoothing=0 max_shift=0
+    .venv/bin/python benchmarks/hybrid.py --epochs 8 --pure data/vit_fashion_small.json \
+        --out benchmarks/results/hybrid_course_recipe.json        # the course recipe as it is
 
 The shipped checkpoint (``data/vit_fashion_small.keras``, ``python -m vitlib.train``) is a pure
 ViT: each 4x4 patch is projected linearly (Eq. 1). The ViT paper's *hybrid* (Section 3.1) instead
@@ -8,9 +10,10 @@ forms the tokens from a CNN's feature map. Here the hybrid is ``fashion-small`` 
 embedding replaced by a small convolutional stem: two 3x3 convolutions of stride 2 (32 and 64
 channels, batch normalisation, ReLU) take 28x28 to the same 7x7 grid, and a 1x1 convolution (the
 paper's patches "of spatial size 1x1") maps each position to a 64-dimensional token. Everything
-after the tokens (class token, position embedding, 4 blocks, head) and the training (``vitlib.train``,
-same recipe, seed, images and epochs) is the course's. The question it answers: does the convolutional
-inductive bias of notebook 08 buy the missing accuracy within the 20-minute budget?
+after the tokens (class token, position embedding, 4 blocks, head) and the training
+(``vitlib.train.train``: seed, images, recipe with the ``--recipe`` changes, epochs) is the
+course's. The question it answers: does the convolutional inductive bias of notebook 08 buy the
+missing accuracy within the 20-minute budget?
 
 The record (refused if it exists, unless ``--overwrite``) keeps the command, machine, versions, load
 average, the recipe, the training time, the per-epoch test accuracy, and for comparison two records
