@@ -5,8 +5,8 @@
 
 RESULTS.md is generated, never edited by hand: each section is rendered by the ``render`` function
 of the script that wrote the record (notebook_times.py, attention.py, recipes.py, hybrid.py). A
-record that is missing gives a line saying how to measure it. ``--check`` only compares: it exits with 1 if
-RESULTS.md differs from what the records give (for example after a record was re-measured).
+record that is missing gives a line saying how to measure it. ``--check`` only compares: it exits
+with 1 if RESULTS.md differs from what the records give (for example after a record was re-measured).
 """
 
 from __future__ import annotations
