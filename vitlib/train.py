@@ -182,20 +182,29 @@ def save_checkpoint(model: keras.Model, record: dict, out) -> None:
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-class _TestAccuracy(keras.callbacks.Callback):
-    """Test accuracy after each epoch (for the learning curves); its time is not training time."""
+class _EpochAccuracy(keras.callbacks.Callback):
+    """Accuracy on held-out images after each epoch (learning curves); its time is not training time."""
 
-    def __init__(self, x_test, y_test):
+    def __init__(self, x, y, name):
         super().__init__()
-        self.x_test, self.y_test, self.accuracy = x_test, y_test, []
+        self.x, self.y, self.name, self.accuracy = x, y, name, []
         self.seconds = self.cpu_seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         start, cpu_start = time.perf_counter(), time.process_time()
-        self.accuracy.append(round(evaluate(self.model, self.x_test, self.y_test), 4))
+        self.accuracy.append(round(evaluate(self.model, self.x, self.y), 4))
         self.seconds += time.perf_counter() - start
         self.cpu_seconds += time.process_time() - cpu_start
-        print(f"epoch {epoch + 1}: test accuracy {self.accuracy[-1]:.4f}", flush=True)
+        print(f"epoch {epoch + 1}: {self.name} accuracy {self.accuracy[-1]:.4f}", flush=True)
+
+
+def validation_split(n: int, val_images: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation) of ``n`` training images: ``val_images`` of them, drawn by a
+    seeded permutation, are held out for model selection (the test set is never used for it)."""
+    if not 0 <= val_images < n:
+        raise ValueError(f"`val_images` must be in [0, {n}), got {val_images}.")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[val_images:]), np.sort(order[:val_images])
 
 
 def _load() -> float | None:
@@ -204,26 +213,35 @@ def _load() -> float | None:
 
 
 def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limit=None,
-          recipe=RECIPE, verbose=2, curves=False, command="", **overrides) -> dict:
+          recipe=RECIPE, verbose=2, curves=False, command="", val_images=0, **overrides) -> dict:
     """Train a named ViT on Fashion-MNIST with ``recipe``; save to ``out`` if given.
 
-    ``limit`` uses only the first ``limit`` training images (for quick trials); ``curves`` also
-    records the test accuracy after every epoch (its evaluation time is not counted as training).
-    Returns the record that is also written next to the checkpoint as JSON.
+    ``val_images`` training images (a seeded random subset) are held out as a validation split and
+    the model is trained on the rest; their accuracy after every epoch is recorded, for choosing
+    recipes without looking at the test set. The test set is evaluated once, at the end.
+    ``limit`` uses only the first ``limit`` of the remaining training images (for quick trials);
+    ``curves`` also records the test accuracy after every epoch (for figures only; evaluation time
+    is not counted as training). Returns the record also written next to the checkpoint as JSON.
     """
     out = Path(out) if out else None
     if out is not None and out.exists() and not overwrite:
         raise FileExistsError(f"`out` {out} exists; pass --overwrite to replace it.")
     keras.utils.set_random_seed(recipe["seed"])
     data = load_fashion_mnist()
-    x, y = to_inputs(data.x_train), data.y_train
+    train_idx, val_idx = validation_split(len(data.y_train), val_images, recipe["seed"])
+    x, y = to_inputs(data.x_train[train_idx]), data.y_train[train_idx]
     if limit:
         x, y = x[:limit], y[:limit]
     batches = AugmentedBatches(x, y, recipe["batch_size"], recipe["max_shift"], recipe["flip"],
                                seed=recipe["seed"])
     model = vit(model_name, **overrides)
     compile_for_training(model, len(batches), epochs, recipe)
-    callbacks = [_TestAccuracy(data.x_test, data.y_test)] if curves else []
+    callbacks = []
+    if val_images:
+        callbacks.append(_EpochAccuracy(data.x_train[val_idx], data.y_train[val_idx], "validation"))
+    if curves:
+        callbacks.append(_EpochAccuracy(data.x_test, data.y_test, "test"))
+    by_name = {c.name: c.accuracy for c in callbacks}
     start, cpu_start, load_start = time.perf_counter(), time.process_time(), _load()
     history = model.fit(_OneHot(batches), epochs=epochs, verbose=verbose, callbacks=callbacks)
     seconds = time.perf_counter() - start - sum(c.seconds for c in callbacks)
@@ -232,7 +250,9 @@ def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limi
     record = {
         "command": command,
         "model": model_name, "overrides": overrides, "epochs": epochs, "recipe": recipe,
-        "train_images": len(x), "parameters": model.count_params(),
+        "train_images": len(x), "validation_images": int(val_images),
+        "validation_split": f"seeded permutation of the 60,000 training images (seed {recipe['seed']})",
+        "parameters": model.count_params(),
         "training_seconds": round(seconds, 1),
         # CPU time of this process (all cores) over the cores: about the wall time on an idle
         # machine, much less sensitive to other jobs than training_seconds.
@@ -241,7 +261,8 @@ def train(model_name="fashion-small", epochs=10, out=None, overwrite=False, limi
         "test_accuracy": round(accuracy, 4),
         "train_loss": [round(v, 4) for v in history.history["loss"]],
         "train_accuracy": [round(v, 4) for v in history.history["accuracy"]],
-        "test_accuracy_per_epoch": callbacks[0].accuracy if curves else None,
+        "validation_accuracy_per_epoch": by_name.get("validation"),
+        "test_accuracy_per_epoch": by_name.get("test"),
         "machine": machine_summary(),
     }
     if out is not None:
@@ -268,6 +289,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="checkpoint path (.keras)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--limit", type=int, default=None, help="use only N training images")
+    parser.add_argument("--val-images", type=int, default=5000,
+                        help="training images held out for validation (model selection); default 5000")
     parser.add_argument("--curves", action="store_true", help="test accuracy after every epoch")
     parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recipe changes, e.g. batch_size=256 peak_learning_rate=1e-3")
@@ -277,7 +300,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     overrides, recipe = _parse(args.set), {**RECIPE, **_parse(args.recipe)}
     record = train(args.model, args.epochs, args.out, args.overwrite, args.limit, recipe=recipe,
-                   curves=args.curves, command=" ".join(["python -m vitlib.train", *argv]),
+                   curves=args.curves, val_images=args.val_images, command=" ".join(["python -m vitlib.train", *argv]),
                    **overrides)
     print(json.dumps({k: record[k] for k in ("test_accuracy", "training_seconds", "parameters")}))
     return 0
