@@ -102,3 +102,50 @@ def test_every_repository_address_in_the_docs_is_the_one_in_meta():
             if url.split("/")[0] in {"keras-team", "google-research"}:  # cited, not ours
                 continue
             assert url == owner_name, f"{doc}: {url} is not {owner_name} (vitlib/_meta.py)"
+
+
+def test_every_link_in_the_notebooks_works_in_colab_and_on_github():
+    """No relative links (dead in Colab): links into the course are GitHub addresses of files
+    that exist, built from vitlib/_meta.py."""
+    prefix = _meta.github_url("")
+    for path in NOTEBOOKS:
+        for cell in _cells(path):
+            if cell["cell_type"] != "markdown":
+                continue
+            for target in re.findall(r"\]\(([^)\s]+)\)", "".join(cell["source"])):
+                if target.startswith(("http://", "https://", "#", "mailto:")):
+                    if target.startswith(prefix):
+                        assert (ROOT / target.removeprefix(prefix).split("#")[0]).exists(), (
+                            f"{path.name}: {target} names no file of the course")
+                    continue
+                pytest.fail(f"{path.name}: relative link {target!r} is dead in Colab; use "
+                            f"vitlib._meta.github_url(...) = {prefix}...")
+
+
+def test_one_command_repoints_the_course_at_a_fork(tmp_path):
+    """tools/repoint.py rewrites _meta.py and every address; afterwards nothing names the old one."""
+    import subprocess
+
+    from _tooling import load_tool
+
+    repoint = load_tool("repoint")
+    copy = tmp_path / "fork"
+    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split("\n")
+    for name in filter(None, names):
+        if (ROOT / name).is_file() and not name.startswith("data/"):
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            (copy / name).write_bytes((ROOT / name).read_bytes())
+    subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=copy, check=True)
+    old = _meta.REPOSITORY.removeprefix("https://github.com/")
+    changed = repoint.repoint(copy, "https://github.com/someone/my-vit", branch="spring")
+    assert copy / "vitlib/_meta.py" in changed and len(changed) >= len(NOTEBOOKS) + 2
+    left = [str(p.relative_to(copy)) for p in repoint.tracked_text_files(copy) if old in p.read_text()]
+    assert left == [], f"still name {old}: {left}"
+    meta = {}
+    exec((copy / "vitlib/_meta.py").read_text(), meta)
+    assert meta["REPOSITORY"] == "https://github.com/someone/my-vit" and meta["BRANCH"] == "spring"
+    badge = json.loads((copy / "notebooks" / NOTEBOOKS[0].name).read_text())["cells"][0]["source"]
+    assert meta["colab_url"](f"notebooks/{NOTEBOOKS[0].name}") in "".join(badge)
+    assert meta["github_url"]("GLOSSARY.md") in "".join(badge)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vitlib import digits_transfer as dt
-from vitlib.segment import file_sha256
+from vitlib.course_files import sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "data" / "digits_transfer.json"
@@ -81,7 +81,7 @@ def test_shipped_record_is_complete_and_reproduced(data, shipped):
     record = json.loads(RECORD.read_text())
     assert record["command"].startswith("python -m vitlib.digits_transfer")
     # Made from the shipped classifier: re-run the command when that file changes.
-    assert record["checkpoint_sha256"] == file_sha256(ROOT / dt.CHECKPOINT)
+    assert record["checkpoint_sha256"] == sha256(ROOT / dt.CHECKPOINT)
     assert record["steps"] == dt.EPOCHS * (dt.TRAIN_IMAGES // dt.BATCH) == 40
     assert sorted((r["seed"], r["init"]) for r in record["runs"]) == sorted(
         (s, i) for s in record["seeds"] for i in dt.INITS)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from vitlib import _meta
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-BADGE = "https://colab.research.google.com/github/vit-course/vit-course/blob/main/notebooks/{}"
 pytestmark = pytest.mark.single_backend
 
 
@@ -38,7 +39,7 @@ def test_pattern(path):
     cells = _cells(path)
     title = _text(cells[0])
     assert cells[0]["cell_type"] == "markdown" and title.startswith(f"# {path.name[:2]}")
-    assert BADGE.format(path.name) in title, "the Colab badge must point at this notebook's path"
+    assert _meta.colab_url(f"notebooks/{path.name}") in title, "the Colab badge must point at this notebook's path"
     assert "GLOSSARY.md" in title
     setup = next(c for c in cells if c["cell_type"] == "code")
     assert 'if "google.colab" in sys.modules' in _text(setup)

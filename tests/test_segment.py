@@ -18,6 +18,7 @@ from keras import ops
 
 import vitlib
 from vitlib import segment
+from vitlib.course_files import sha256
 from vitlib.data import load_fashion_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,7 +233,7 @@ def test_short_run_writes_a_checkpoint_whose_scores_match_the_record(tmp_path):
     small = dict(train_canvases=64, test_canvases=16, epochs=1, batch_size=32)
     record = segment.train_segmenter(encoder, out, verbose=0, command="test", **small)
     saved = json.loads(out.with_suffix(".json").read_text())
-    assert saved["test"] == record["test"] and saved["encoder_sha256"] == segment.file_sha256(encoder)
+    assert saved["test"] == record["test"] and saved["encoder_sha256"] == sha256(encoder)
     model = keras.saving.load_model(out, safe_mode=True)
     # Recompute the scores independently: rebuild the test canvases, vote labels in NumPy loops.
     data = load_fashion_mnist()
@@ -253,7 +254,7 @@ def test_short_run_writes_a_checkpoint_whose_scores_match_the_record(tmp_path):
 def test_shipped_segmenter_is_what_its_record_says():
     record = json.loads(SHIPPED.with_suffix(".json").read_text())
     assert record["command"].startswith("python -m vitlib.segment"), record["command"]
-    assert record["encoder_sha256"] == segment.file_sha256(ROOT / segment.ENCODER), (
+    assert record["encoder_sha256"] == sha256(ROOT / segment.ENCODER), (
         "data/vit_fashion_segment.keras was fine-tuned from another data/vit_fashion_small.keras: "
         "re-run `python -m vitlib.segment --out data/vit_fashion_segment.keras --overwrite`")
     model = keras.saving.load_model(SHIPPED, safe_mode=True)

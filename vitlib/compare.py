@@ -37,14 +37,13 @@ import json
 import shlex
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from ._meta import BRANCH, REPOSITORY
 from .cnn import small_cnn
+from .course_files import course_file
 from .data import load_fashion_mnist
 from .model import vit
 from .records import load_average, machine, refuse_existing_out, versions, write_results
@@ -67,19 +66,11 @@ def training_set(data, n: int, seed: int = 0):
 
 
 def load_results(path=None) -> dict:
-    """The shipped results: ``path``, else ``data/vit_vs_cnn.json`` of this checkout, else (in
-    Colab, where only the package is installed) the file from the course's repository."""
-    candidates = [Path(path)] if path else [Path(__file__).resolve().parent.parent / RESULTS,
-                                            Path.cwd().parent / RESULTS, Path.cwd() / RESULTS]
-    for candidate in candidates:
-        if candidate.is_file():
-            return json.loads(candidate.read_text())
-    if path:
+    """The shipped results: ``path``, else ``data/vit_vs_cnn.json`` of the course (from a clone, or
+    downloaded once and checked, see :func:`vitlib.course_files.course_file`)."""
+    if path and not Path(path).is_file():
         raise FileNotFoundError(f"`path` {path} does not exist.")
-    owner_name = REPOSITORY.removeprefix("https://github.com/")
-    url = f"https://raw.githubusercontent.com/{owner_name}/{BRANCH}/{RESULTS}"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return json.loads(response.read().decode())
+    return json.loads(Path(path or course_file(Path(RESULTS).name)).read_text())
 
 
 class EndlessBatches(keras.utils.PyDataset):

@@ -33,10 +33,10 @@ import numpy as np
 from keras import ops
 
 from . import _checks
+from .course_files import sha256
 from .finetune import freeze_encoder, with_new_head
 from .model import ViT, vit
 from .records import machine, refuse_existing_out, versions, write_results
-from .segment import file_sha256
 from .train import compile_for_training
 
 IMAGE_SIZE, TRAIN_IMAGES, EPOCHS, BATCH, PROBE_EPOCHS = 32, 500, 2, 25, 30
@@ -131,7 +131,7 @@ def experiment(seeds=(0,), checkpoint=CHECKPOINT, command="", log=print) -> dict
                 "vit('fashion-small') from scratch, a linear probe on the frozen Fashion-MNIST "
                 "encoder, and full fine-tuning of it; same seed, recipe and steps per run",
         "command": command, "checkpoint": str(checkpoint),
-        "checkpoint_sha256": file_sha256(checkpoint), "image_size": IMAGE_SIZE,
+        "checkpoint_sha256": sha256(checkpoint), "image_size": IMAGE_SIZE,
         "train_images": len(data[0]), "test_images": len(data[2]), "epochs": EPOCHS,
         "batch_size": BATCH, "steps": EPOCHS * (len(data[0]) // BATCH),
         "probe_epochs": PROBE_EPOCHS, "seeds": [int(s) for s in seeds],

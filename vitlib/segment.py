@@ -22,7 +22,6 @@ never overwrites without ``--overwrite``)::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -34,6 +33,7 @@ import numpy as np
 from keras import ops
 
 from . import _checks
+from .course_files import sha256
 from .data import CLASS_NAMES, load_fashion_mnist
 from .finetune import copy_encoder
 from .model import ViT
@@ -347,11 +347,6 @@ def compile_segmenter(model, steps: int, settings=DEFAULTS):
     return build_optimizer(model)  # one trace of the training step, not two
 
 
-def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes (identifies the exact encoder checkpoint a run started from)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def train_segmenter(encoder=ENCODER, out=None, overwrite=False, pretrained=True, verbose=2,
                     command="", **changes) -> dict:
     """Fine-tune the encoder checkpoint ``encoder`` as a :class:`PatchSegmenter` on canvases.
@@ -382,7 +377,7 @@ def train_segmenter(encoder=ENCODER, out=None, overwrite=False, pretrained=True,
     record = {
         "command": command,
         "encoder": Path(encoder).name,  # with pretrained=False only its architecture is used
-        "encoder_sha256": file_sha256(encoder) if pretrained else None,
+        "encoder_sha256": sha256(encoder) if pretrained else None,
         "pretrained": pretrained, "settings": settings, "patch_size": model.patch_size,
         "parameters": model.count_params(), "training_seconds": round(seconds, 1),
         "train_loss": [round(v, 4) for v in history.history["loss"]],
