@@ -12,7 +12,7 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help env data lab test test-vitlib test-notebooks lint notebooks student clean bench \
+.PHONY: help env data lab test test-vitlib test-notebooks lint notebooks student clean bench variants \
         compat slides html browser site-assets serve
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make slides - reveal.js decks of every notebook in build/slides/ (work offline)"
 	@echo "make html   - a static site of the executed notebooks in build/html/ (index = course map)"
 	@echo "make compat - the vitlib unit tests on the OLDEST supported Keras/TensorFlow (.venv-min)"
+	@echo "make variants - the notebook suite under 4 numeric set-ups: default, oneDNN off, 1 core, JAX (~25 min)"
 	@echo "make bench  - notebook times/memory, attention speed/memory, training recipes (~35 min; not in make test)"
 	@echo "make clean  - remove .venv, build/ and caches (never notebooks or data/)"
 
@@ -66,6 +67,11 @@ test-vitlib: $(STAMP)
 test-notebooks: data
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q --nbval-lax --nbval-current-env \
 	  --nbval-cell-timeout=120 -p no:cacheprovider $(NOTEBOOKS)
+
+# Checked outputs must hold on every machine: the same nbval suite under the default, oneDNN off,
+# one CPU core and the JAX backend (tools/run_variants.py; not part of `make test`).
+variants: data
+	$(PY) tools/run_variants.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vitlib tests tools notebooks benchmarks

@@ -88,8 +88,9 @@ def test_vitlib_never_downgrades_colab():
 def test_setup_plan_and_data_fetch_without_network():
     assert colab.plan(colab=False) == [] and colab.setup(colab=False) == []
     asked = []
-    steps = colab.setup(colab=True, load=lambda **kw: asked.append(kw))
-    assert asked == [{"download": True}]
+    steps = colab.setup(colab=True, load=lambda **kw: asked.append(kw),
+                        fetch=lambda: asked.append("course files"))
+    assert asked == [{"download": True}, "course files"]
     assert colab.plan(colab=True) == [colab.install_command(), *steps]
 
 

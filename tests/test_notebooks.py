@@ -7,6 +7,7 @@ does not: structure, badges, stored run hygiene.)
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -70,3 +71,50 @@ def test_teaching_notebooks_have_checked_outputs_exercises_and_a_misconception(p
     assert sum("# BEGIN SOLUTION" in s for s in sources) >= 2, "at least two exercises"
     assert any("from vitlib.exercises import" in s for s in sources)
     assert any("Common misconception" in s for s in sources)
+
+
+# --- Checked outputs must mean the same on every machine (issue: portable checked outputs) -----
+#: A checked cell may state how far its printed numbers may move across CPUs, thread counts and
+#: backends, with a comment line `# tolerance: 0.005`. Without one, its numbers must be exact
+#: (counts, shapes, copies of shipped records) or float noise at most 1e-6.
+_TOLERANCE = re.compile(r"^\s*#\s*tolerance:\s*([0-9.eE+-]+)", re.M)
+_SCI = re.compile(r"(?<![\w.])(\d(?:\.\d+)?[eE]-\d+)(?![\w.])")
+_FLOAT = re.compile(r"(?<![\w.])-?\d+\.(\d+)(?![\w.])")
+_COMPARATOR = re.compile(r"(<=?|≤|>=?|≥|\bto|\bwithin|\btolerance)\s*$")
+
+
+def checked_output_problems(source: str, output: str) -> list[str]:
+    """What in ``output`` (of a checked cell with ``source``) would differ on another machine:
+    numbers in scientific notation below 1e-4 that are not a stated tolerance (``< 1e-5``), and
+    floats with more decimals than the cell's stated tolerance justifies."""
+    problems = []
+    stated = _TOLERANCE.search(source)
+    tolerance = float(stated.group(1)) if stated else 1e-6
+    decimals = max(0, round(-math.log10(tolerance)))
+    for m in _SCI.finditer(output):
+        if float(m.group(1)) < 1e-4 and not _COMPARATOR.search(output[: m.start()]):
+            problems.append(f"{m.group(1)} (float noise: print a comparison with a tolerance)")
+    for m in _FLOAT.finditer(output):
+        if len(m.group(1)) > decimals:
+            problems.append(f"{m.group(0)} (more decimals than the stated tolerance {tolerance:g})")
+    return problems
+
+
+def test_the_guard_catches_noise_and_spurious_digits():
+    assert checked_output_problems("", "max |diff| = 8.9e-08") != []
+    assert checked_output_problems("", "max |diff| < 1e-5: True  (to 1e-4)") == []
+    assert checked_output_problems("# tolerance: 0.01", "test accuracy 0.815") != []
+    assert checked_output_problems("# tolerance: 0.01", "test accuracy 0.82, 14.4 px") == []
+    assert checked_output_problems("", "parameters 139,018 shape (8, 50, 64) 0.8885") == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_checked_outputs_hold_no_float_noise(path):
+    for i, cell in enumerate(_cells(path)):
+        source = _text(cell)
+        if cell["cell_type"] != "code" or "# NBVAL_CHECK_OUTPUT" not in source:
+            continue
+        for out in cell["outputs"]:
+            text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+            problems = checked_output_problems(source, text)
+            assert not problems, f"cell {i}: {problems}"

@@ -34,6 +34,34 @@ def leaks(nb) -> list[str]:
     return found
 
 
+#: TensorFlow's start-up lines on stderr, written by its C++ libraries before logging is set up (so
+#: TF_CPP_MIN_LOG_LEVEL does not hide them) and only on some CPUs (oneDNN is on by default where
+#: the CPU has AVX-512 VNNI/BF16 or AMX): machine noise, not course output.
+STARTUP_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|"
+                           r"I0000 00:00:\S+ +\d+ (port|cpu_feature_guard)\.cc:\d+\]|"
+                           r"To enable the following instructions:).*\n?", re.M)
+
+
+def tidy(nb) -> None:
+    """Drop TensorFlow's start-up noise from stderr and merge consecutive stream outputs of the
+    same name (a print can arrive in two pieces), so the stored run reads as the learner's would."""
+    for cell in nb.cells:
+        merged = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                if out["name"] == "stderr":
+                    out["text"] = STARTUP_NOISE.sub("", out["text"])
+                    if not out["text"]:
+                        continue
+                if merged and merged[-1].get("output_type") == "stream" and \
+                        merged[-1]["name"] == out["name"]:
+                    merged[-1]["text"] += out["text"]
+                    continue
+            merged.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = merged
+
+
 def main(paths: list[str]) -> int:
     failed = 0
     for path in paths:
@@ -43,6 +71,7 @@ def main(paths: list[str]) -> int:
                                 resources={"metadata": {"path": str(Path(path).parent)}})
         client.execute()
         seconds = time.perf_counter() - start
+        tidy(nb)
         nbformat.write(nb, path)
         bad = leaks(nb)
         print(f"{path}: {seconds:.1f} s" + (f"  LOCAL PATHS: {bad}" if bad else ""))

@@ -6,8 +6,10 @@ The first code cell of every notebook does, in Colab only::
 
 (it has to: vitlib cannot be imported before it is installed). This module holds the rest of
 the logic, so that it can be tested: :func:`install_command` is the line the cell must hold,
-:func:`plan` what the set-up does in a given place, and :func:`setup` fetches Fashion-MNIST in
-Colab (once; later calls find it in place).
+:func:`plan` what the set-up does in a given place, and :func:`setup` fetches Fashion-MNIST and the
+course's shipped checkpoints and records (about 3 MB, :mod:`vitlib.course_files`) in Colab, once;
+later calls find them in place. Fetching them here, in the set-up cell, keeps the download messages
+out of the lessons' cells.
 """
 
 from __future__ import annotations
@@ -35,18 +37,24 @@ def plan(colab: bool | None = None) -> list[str]:
     colab = in_colab() if colab is None else colab
     if not colab:
         return []
-    return [install_command(), "vitlib.data.load_fashion_mnist(download=True)"]
+    return [install_command(), "vitlib.data.load_fashion_mnist(download=True)",
+            "vitlib.course_files.fetch_all()"]
 
 
-def setup(colab: bool | None = None, load=None) -> list[str]:
-    """Fetch the data in Colab (after the install). Returns the steps it ran after the install.
+def setup(colab: bool | None = None, load=None, fetch=None) -> list[str]:
+    """Fetch the data and the shipped files in Colab (after the install). Returns the steps it ran
+    after the install.
 
-    ``load`` replaces :func:`vitlib.data.load_fashion_mnist` (for tests).
+    ``load`` and ``fetch`` replace :func:`vitlib.data.load_fashion_mnist` and
+    :func:`vitlib.course_files.fetch_all` (for tests).
     """
     colab = in_colab() if colab is None else colab
     if not colab:
         return []
     if load is None:
         from .data import load_fashion_mnist as load
+    if fetch is None:
+        from .course_files import fetch_all as fetch
     load(download=True)
+    fetch()
     return plan(colab)[1:]

@@ -69,7 +69,8 @@ def clone_data_dirs() -> list[Path]:
     roots.insert(1, Path.cwd().resolve())
     found = []
     for root in roots:
-        if (root / "vitlib" / "_meta.py").is_file() and (root / "data").is_dir():
+        if (root / "vitlib" / "_meta.py").is_file() and (root / "pyproject.toml").is_file() \
+                and (root / "data").is_dir():
             if root / "data" not in found:
                 found.append(root / "data")
     return found
@@ -103,6 +104,11 @@ def course_file(name: str, *, timeout: float = 60.0) -> Path:
     if cached.is_file() and sha256(cached) == expected["sha256"]:
         return cached
     return _download(name, raw_url(name), cached, expected, timeout)
+
+
+def fetch_all() -> list[Path]:
+    """:func:`course_file` for every file in the manifest (what Colab's set-up cell runs)."""
+    return [course_file(name) for name in sorted(manifest())]
 
 
 def _download(name: str, url: str, dest: Path, expected: dict, timeout: float) -> Path:
