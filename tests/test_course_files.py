@@ -3,12 +3,10 @@ server, checked against the manifest, cached; damaged downloads deleted and repo
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
+from _tooling import LocalServer
 
 from vitlib import _meta, course_files
 from vitlib.course_files import CourseFileError, course_file
@@ -47,34 +45,13 @@ def test_raw_url_is_built_from_meta_and_can_be_replaced(monkeypatch):
     assert course_files.raw_url(NAME) == "http://127.0.0.1:9/x/" + NAME
 
 
-class _Server:
-    """A local HTTP server over ``folder``, counting the requests it answers."""
-
-    def __init__(self, folder: Path):
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, *args):
-                outer.requests.append(self.path)
-
-        handler = functools.partial(Handler, directory=str(folder))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def outside_a_clone(tmp_path, monkeypatch):
     """No clone around vitlib or the working directory; a local server holds a copy of data/."""
     served = tmp_path / "served"
     served.mkdir()
     (served / NAME).write_bytes((ROOT / "data" / NAME).read_bytes())
-    server = _Server(served)
+    server = LocalServer(served)
     monkeypatch.setattr(course_files, "clone_data_dirs", lambda: [])
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setenv(course_files.URL_VARIABLE, server.url)
