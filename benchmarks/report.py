@@ -20,6 +20,7 @@ import common
 import hybrid
 import notebook_times
 import recipes
+import time_curve
 
 OUT = common.HERE / "RESULTS.md"
 SECTIONS = (  # (module, record, title if missing, the command that measures it)
@@ -29,6 +30,8 @@ SECTIONS = (  # (module, record, title if missing, the command that measures it)
      ".venv/bin/python benchmarks/attention.py"),
     (recipes, recipes.OUT, "Training recipes at equal wall-clock time",
      ".venv/bin/python benchmarks/recipes.py --budgets 300 900"),
+    (time_curve, time_curve.OUT, "Accuracy against training time: pure ViT, hybrid, CNN",
+     ".venv/bin/python benchmarks/time_curve.py --budgets 60 120 --seeds 0 1 2"),
     (hybrid, hybrid.OUT, "Toward the 92% target: the paper's hybrid without smoothing and shifts",
      ".venv/bin/python benchmarks/hybrid.py --epochs 8 --recipe label_smoothing=0 max_shift=0"),
     (hybrid, hybrid.COURSE_RECIPE_OUT, "Toward the 92% target: the paper's hybrid, course recipe",

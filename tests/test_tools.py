@@ -75,3 +75,18 @@ def test_executor_spots_local_paths():
     assert executor.leaks(nb)
     nb.cells[0].outputs[0].text = "saved to data/model.keras\n"
     assert not executor.leaks(nb)
+
+
+def test_executor_drops_tensorflow_log_noise_and_merges_streams():
+    nb = nbformat.v4.new_notebook()
+    noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             "I0000 00:00:1796017283.592501    4633 port.cc:153] oneDNN custom operations are on.\n"
+             "E0000 00:00:1796020779.875271   14199 util.cc:131] oneDNN supports DT_INT64 only ...\n")
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text=noise),
+        nbformat.v4.new_output("stream", name="stdout", text="every output inside the range:"),
+        nbformat.v4.new_output("stream", name="stdout", text=" True\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="UserWarning: a real warning\n")])]
+    executor.tidy(nb)
+    assert [(o["name"], o["text"]) for o in nb.cells[0].outputs] == [
+        ("stdout", "every output inside the range: True\n"), ("stderr", "UserWarning: a real warning\n")]

@@ -41,6 +41,27 @@ def test_augmentation_shifts_and_flips_but_keeps_labels_and_pixels():
     assert not np.allclose(xb, x[idx])
 
 
+def test_validation_split_is_seeded_disjoint_and_complete():
+    tr, val = train.validation_split(60_000, 5_000, seed=0)
+    assert len(val) == 5_000 and len(tr) == 55_000
+    assert not set(tr.tolist()) & set(val.tolist())
+    assert sorted(np.concatenate([tr, val]).tolist()) == list(range(60_000))
+    again = train.validation_split(60_000, 5_000, seed=0)
+    np.testing.assert_array_equal(val, again[1])
+    assert not np.array_equal(val, train.validation_split(60_000, 5_000, seed=1)[1])
+    for bad in (-1, 60_000):
+        with pytest.raises(ValueError, match=r"`val_images` must be in \[0, 60000\), got"):
+            train.validation_split(60_000, bad)
+
+
+@pytest.mark.single_backend
+def test_short_run_with_validation_records_it_and_tests_once(tmp_path):
+    record = train.train("fashion-tiny", epochs=2, limit=256, val_images=300, verbose=0)
+    assert record["validation_images"] == 300 and record["train_images"] == 256
+    assert len(record["validation_accuracy_per_epoch"]) == 2
+    assert record["test_accuracy_per_epoch"] is None, "the test set is evaluated once, at the end"
+
+
 @pytest.mark.single_backend
 def test_short_run_saves_a_small_checkpoint_and_a_record(tmp_path):
     out = tmp_path / "vit.keras"

@@ -1,6 +1,6 @@
 """Run the nbval suite under several numeric set-ups, one after the other (`make variants`).
 
-    python tools/run_variants.py [--only NAME ...] [notebooks ...]
+    python tools/run_variants.py [--only NAME [--only NAME ...]] [notebooks ...]
 
 Checked outputs must mean the same on every machine, so the suite must pass unchanged when the
 float kernels change: the default; TensorFlow with oneDNN off (what CPUs without AVX-512 VNNI/BF16
@@ -34,11 +34,13 @@ SETUPS = {
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="*", choices=list(SETUPS), default=list(SETUPS))
+    parser.add_argument("--only", action="append", choices=list(SETUPS),
+                        help="run only this set-up (repeatable); default: all four")
     parser.add_argument("notebooks", nargs="*")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted(str(p.relative_to(ROOT))
                                          for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    args.only = args.only or list(SETUPS)
     if "one-core" in args.only and shutil.which("taskset") is None:
         print("taskset (util-linux) is needed for the one-core set-up", file=sys.stderr)
         return 2

@@ -155,14 +155,16 @@ def compile_same(model: keras.Model, recipe=RECIPE, jit_compile: bool = True) ->
     return model
 
 
-def train_with_budget(kind: str, x, y, seconds: float, recipe=RECIPE, jit_compile: bool = True):
+def train_with_budget(kind: str, x, y, seconds: float, recipe=RECIPE, jit_compile: bool = True,
+                      build=None):
     """Train a fresh ``kind`` model ("cnn" or "vit") on float images x (n, 28, 28, 1) and labels y
     for ``seconds`` of training time. Returns ``(model, budget)``, budget a :class:`TimeBudget`.
-    ``jit_compile=False`` skips XLA: slower steps, but no compilation (for short live demos)."""
-    if kind not in MODELS:
+    ``jit_compile=False`` skips XLA: slower steps, but no compilation (for short live demos).
+    ``build``, a function returning a new model, replaces ``kind``'s (for other contenders)."""
+    if build is None and kind not in MODELS:
         raise ValueError(f"`kind` must be one of {sorted(MODELS)}, got {kind!r}.")
     keras.utils.set_random_seed(recipe["seed"])  # the same start for every run of a kind
-    model = compile_same(MODELS[kind][1](), recipe, jit_compile)
+    model = compile_same((build or MODELS[kind][1])(), recipe, jit_compile)
     batches = EndlessBatches(x, y, recipe["batch_size"], recipe["max_shift"], recipe["flip"],
                              seed=recipe["seed"])  # the same batches for both models
     budget_ms = 1000.0 * seconds

@@ -51,7 +51,7 @@ def load_digits_32(image_size: int = IMAGE_SIZE, train_images: int = TRAIN_IMAGE
     from sklearn.datasets import load_digits
 
     digits = load_digits()  # images (1797, 8, 8) with values 0..16, labels 0..9
-    x = ops.convert_to_numpy(ops.image.resize(digits.images[..., None] / 16.0,
+    x = ops.convert_to_numpy(ops.image.resize((digits.images[..., None] / 16.0).astype("float32"),
                                               (image_size, image_size), interpolation="bilinear"))
     order = np.random.default_rng(seed).permutation(len(x))
     tr, te = order[:train_images], order[train_images:]
