@@ -48,3 +48,23 @@ class LocalServer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def copy_tree_as_repository(root, dest, skip=()) -> None:
+    """The files git tracks in ``root`` (as they are now, minus paths starting with ``skip``) in a
+    new one-commit git repository at ``dest``."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root, dest = Path(root), Path(dest)
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, text=True,
+                           check=True).stdout.split("\0")
+    for name in filter(None, names):
+        if (root / name).is_file() and not name.startswith(tuple(skip)):
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, dest / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], cwd=dest, check=True)

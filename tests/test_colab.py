@@ -125,20 +125,11 @@ def test_every_link_in_the_notebooks_works_in_colab_and_on_github():
 
 def test_one_command_repoints_the_course_at_a_fork(tmp_path):
     """tools/repoint.py rewrites _meta.py and every address; afterwards nothing names the old one."""
-    import subprocess
-
-    from _tooling import load_tool
+    from _tooling import copy_tree_as_repository, load_tool
 
     repoint = load_tool("repoint")
     copy = tmp_path / "fork"
-    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split("\n")
-    for name in filter(None, names):
-        if (ROOT / name).is_file() and not name.startswith("data/"):
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            (copy / name).write_bytes((ROOT / name).read_bytes())
-    subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=copy, check=True)
+    copy_tree_as_repository(ROOT, copy, skip=("data/",))
     old = _meta.REPOSITORY.removeprefix("https://github.com/")
     changed = repoint.repoint(copy, "https://github.com/someone/my-vit", branch="spring")
     assert copy / "vitlib/_meta.py" in changed and len(changed) >= len(NOTEBOOKS) + 2

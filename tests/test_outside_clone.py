@@ -14,14 +14,13 @@ a temporary folder: their checked outputs must match the stored ones.
 from __future__ import annotations
 
 import os
-import shutil
 import site
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from _tooling import LocalServer
+from _tooling import LocalServer, copy_tree_as_repository
 
 from vitlib import _meta, course_files
 
@@ -30,25 +29,11 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))[6:11]
 pytestmark = pytest.mark.single_backend
 
 
-def _copy_tree_as_repository(dest: Path) -> None:
-    """The working tree's tracked files (as they are now) in a new one-commit git repository."""
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split("\0")
-    for name in filter(None, names):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
-    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], cwd=dest, check=True)
-
-
 def test_notebooks_06_to_10_pass_outside_the_clone(tmp_path):
     assert [p.name[:2] for p in NOTEBOOKS] == ["06", "07", "08", "09", "10"]
     repo, venv, stub, course, keras_home = (tmp_path / n for n in
                                             ("repo", "venv", "stub", "course", "keras"))
-    _copy_tree_as_repository(repo)
+    copy_tree_as_repository(ROOT, repo)
 
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
