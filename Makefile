@@ -12,14 +12,15 @@ ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 LAB_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help env data lab test test-vitlib test-notebooks lint notebooks student clean bench variants \
+.PHONY: requirements help env data lab test test-vitlib test-notebooks lint notebooks student clean bench variants \
         compat slides html browser site-assets serve
 
 help:
 	@echo "make lab    - set up .venv and the data, then start JupyterLab on the course"
 	@echo "make test   - set up, then run every test (lint, vitlib on TensorFlow and JAX, notebooks)"
 	@echo "make data   - make Fashion-MNIST available offline (checks first, fetches only if missing)"
-	@echo "make lint   - ruff on vitlib, tests, tools and notebooks"
+	@echo "make lint   - ruff on vitlib, experiments, tests, tools and notebooks"
+	@echo "make requirements - re-pin requirements.txt from requirements.in (uv pip compile)"
 	@echo "make notebooks - re-execute every notebook in place, from a clean kernel (authors)"
 	@echo "make student - student editions (solutions stubbed) and teacher editions in build/"
 	@echo "make slides - reveal.js decks of every notebook in build/slides/ (work offline)"
@@ -30,6 +31,16 @@ help:
 	@echo "make clean  - remove .venv, build/ and caches (never notebooks or data/)"
 
 env: $(STAMP)
+
+# requirements.in (direct dependencies) -> requirements.txt (everything pinned, every platform).
+# Prefers the versions already pinned; `UPGRADE=1 make requirements` moves to the newest.
+requirements: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
+	cp requirements.txt requirements.compiled.tmp
+	$(VENV)/bin/uv pip compile requirements.in --universal --python-version 3.11 --no-header \
+	  $(if $(UPGRADE),--upgrade) -o requirements.compiled.tmp \
+	  && { sed '/^[^#]/,$$d' requirements.txt; cat requirements.compiled.tmp; } > requirements.new.tmp \
+	  && mv requirements.new.tmp requirements.txt && rm -f requirements.compiled.tmp
 
 $(STAMP): requirements.txt requirements-hub.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -74,7 +85,7 @@ variants: data
 	$(PY) tools/run_variants.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check vitlib tests tools notebooks benchmarks
+	$(VENV)/bin/ruff check vitlib experiments tests tools notebooks benchmarks
 
 notebooks: data
 	$(PY) tools/execute_notebooks.py $(NOTEBOOKS)

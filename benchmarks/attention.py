@@ -41,9 +41,11 @@ import sys
 import time
 from pathlib import Path
 
-import common
+import common  # noqa: F401  (puts the repository root on sys.path)
 
-common.setdefault_env()
+from experiments import harness
+
+harness.setdefault_env()
 
 CONTENDERS = ("keras", "fused", "keras+scores", "weights")
 PAIRS = (("fused", "keras"), ("weights", "keras+scores"))  # (vitlib, its Keras counterpart)
@@ -300,7 +302,7 @@ def render(record: dict) -> str:
         "*fused* (no weights returned) vs Keras' layer, and *weights* (returned) vs Keras' layer "
         "with `return_attention_scores=True`.",
         "",
-        common.describe_run(record),
+        harness.describe_run(record),
         "",
         "![attention throughput and memory](attention.png)",
         "",
@@ -362,8 +364,8 @@ def main(argv=None) -> int:
     if args.memory_child:
         memory_child(args)
         return 0
-    common.refuse_existing([args.out, args.plot], args.overwrite)
-    record = common.header(common.command_line([sys.argv[0], *argv]))
+    harness.refuse_existing([args.out, args.plot], args.overwrite)
+    record = harness.header(harness.script_line([sys.argv[0], *argv]))
     start = time.perf_counter()
     results = measure_speed(args)
     memory = {} if args.no_memory else measure_memory(args, argv)
@@ -380,9 +382,9 @@ def main(argv=None) -> int:
         "total_seconds": round(time.perf_counter() - start, 1),
         "results": results,
     })
-    record = common.finish(record)
+    record = harness.finish(record)
     record["ratios"] = ratios(record)
-    common.write_json(record, args.out, args.overwrite)
+    harness.write_record(record, args.out, args.overwrite)
     plot(record, args.plot)
     print(render(record))
     return 0

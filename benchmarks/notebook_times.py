@@ -19,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-import common
+import common  # noqa: F401  (puts the repository root on sys.path)
 
-common.setdefault_env()
+from experiments import harness
+
+harness.setdefault_env()
 
 OUT = common.RESULTS_DIR / "notebook_times.json"
 BUDGET_SECONDS, BUDGET_MIB = 60.0, 1536.0
@@ -91,7 +93,7 @@ def render(record: dict) -> str:
         "the kernel's peak resident set size (VmHWM). Budget: "
         f"{BUDGET_SECONDS:.0f} s and 1.5 GiB ({BUDGET_MIB:.0f} MiB) per notebook.",
         "",
-        common.describe_run(record),
+        harness.describe_run(record),
         "",
         "| notebook | time (s) | peak kernel memory (MiB) |",
         "|---|---:|---:|",
@@ -129,9 +131,9 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="", help="a remark stored in the results")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    common.refuse_existing([args.out], args.overwrite)
+    harness.refuse_existing([args.out], args.overwrite)
     paths = [Path(p) for p in args.notebooks] or sorted((common.ROOT / "notebooks").glob("[0-9]*.ipynb"))
-    record = common.header(common.command_line([sys.argv[0], *argv]))
+    record = harness.header(harness.script_line([sys.argv[0], *argv]))
     print("| notebook | time (s) | peak kernel memory (MiB) |\n|---|---:|---:|")
     results = []
     for path in paths:
@@ -147,8 +149,8 @@ def main(argv=None) -> int:
     record.update({"what": "Execution time and peak kernel memory of each notebook.",
                    "budget": {"seconds": BUDGET_SECONDS, "peak_mib": BUDGET_MIB},
                    "note": args.note, "results": results})
-    record = common.finish(record)
-    common.write_json(record, args.out, args.overwrite)
+    record = harness.finish(record)
+    harness.write_record(record, args.out, args.overwrite)
     print(f"| **total** | {sum(e['seconds'] for e in results if not e['error']):.1f} | |")
     return 1 if any(e["error"] for e in results) else 0
 

@@ -37,9 +37,11 @@ import json
 import sys
 import time
 
-import common
+import common  # noqa: F401  (puts the repository root on sys.path)
 
-common.setdefault_env()
+from experiments import harness
+
+harness.setdefault_env()
 
 CONTENDERS = ("course", "keras.io", "cnn")
 OUT = common.RESULTS_DIR / "recipes.json"
@@ -193,7 +195,7 @@ def run(budgets, train_images: int = 60_000, command: str = "", note: str = "",
     if not 1 <= train_images <= 60_000:
         raise ValueError(f"`train_images` must be between 1 and 60000, got {train_images!r}.")
     recipe = dict(vtrain.RECIPE)  # read now: the course may change its recipe
-    record = common.header(command)
+    record = harness.header(command)
     models = describe_models(recipe)  # builds every model once: fails early, before any training
     start = time.perf_counter()
     data = load_fashion_mnist()
@@ -204,7 +206,7 @@ def run(budgets, train_images: int = 60_000, command: str = "", note: str = "",
         for contender in order:
             load = load_average()
             model, budget = train(contender, x, y, seconds, recipe)
-            accuracy = vtrain.evaluate(model, data.x_test, data.y_test)
+            accuracy = vtrain.accuracy(model, vtrain.to_inputs(data.x_test), data.y_test)
             batch = KERAS_IO["batch_size"] if contender == "keras.io" else recipe["batch_size"]
             images_seen = budget.steps * min(len(x), batch)
             point = {"contender": contender, "budget_seconds": seconds,
@@ -227,14 +229,14 @@ def run(budgets, train_images: int = 60_000, command: str = "", note: str = "",
                  "cnn, course; ...",
         "models": models,
         "course_recipe": recipe,
-        "course_schedule": "WarmupCosine clocked in training time (vitlib.compare): warm-up over "
+        "course_schedule": "cosine clocked in training time (vitlib.compare): warm-up over "
                            "the first 10% of the budget, cosine to 0 at its end",
         "keras_io_recipe": KERAS_IO,
         "note": note,
         "total_seconds": round(time.perf_counter() - start, 1),
         "results": results,
     })
-    return common.finish(record)
+    return harness.finish(record)
 
 
 def render(record: dict) -> str:
@@ -248,7 +250,7 @@ def render(record: dict) -> str:
         "the three contenders ran one after the other, interleaved, in one process, on the first "
         f"{record['train_images']:,} images of one seeded permutation of the training set.",
         "",
-        common.describe_run(record),
+        harness.describe_run(record),
         "",
         "| contender | model | parameters | batch | recipe |",
         "|---|---|---:|---:|---|",
@@ -301,10 +303,10 @@ def main(argv=None) -> int:
     parser.add_argument("--note", default="", help="a remark stored in the results")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    common.refuse_existing([args.out], args.overwrite)
+    harness.refuse_existing([args.out], args.overwrite)
     record = run(args.budgets, args.train_images, note=args.note,
-                 command=common.command_line([sys.argv[0], *argv]))
-    common.write_json(record, args.out, args.overwrite)
+                 command=harness.script_line([sys.argv[0], *argv]))
+    harness.write_record(record, args.out, args.overwrite)
     print(render(record))
     return 0
 

@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 import attention
-import common
+import common  # noqa: F401  (puts the repository root on sys.path)
 import hybrid
 import notebook_times
 import recipes
 import time_curve
+
+from experiments import harness
 
 OUT = common.HERE / "RESULTS.md"
 SECTIONS = (  # (module, record, title if missing, the command that measures it)
@@ -47,7 +49,7 @@ def build(results_dir: Path | None = None) -> str:
              "gives its command, machine and date.\n"]
     for module, path, title, command in SECTIONS:
         path = (results_dir / path.name) if results_dir else path
-        record = common.read_json(path)
+        record = harness.read_record(path)
         if record is None:
             parts.append(f"## {title}\n\nNot measured yet: `{command}` writes "
                          f"`benchmarks/results/{path.name}`.\n")
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
         same = out.is_file() and out.read_text() == text
         print(f"{out}: {'up to date' if same else 'differs from the records'}")
         return 0 if same else 1
-    common.refuse_existing([out], args.overwrite)
+    harness.refuse_existing([out], args.overwrite)
     out.write_text(text)
     print(f"wrote {out}")
     return 0

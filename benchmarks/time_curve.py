@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-import common
+import common  # noqa: F401  (puts the repository root on sys.path)
 
-common.setdefault_env()
+from experiments import harness
+
+harness.setdefault_env()
 
 OUT = common.ROOT / "data" / "accuracy_vs_time.json"
 CONTENDERS = ("vit", "hybrid", "cnn")
@@ -35,7 +37,8 @@ WHAT = ("Test accuracy (10,000 Fashion-MNIST test images) after a fixed training
         "training images, same recipe, for the pure ViT, the paper's hybrid and the small CNN.")
 #: Longer runs (one seed each), from their own records: (model, label, record, how to read it).
 LONG_RUNS = [
-    ("vit", "shipped checkpoint", "data/vit_fashion_small.json", None),
+    ("vit", "shipped checkpoint, fashion-medium (307k parameters)", "data/vit_fashion_medium.json", None),
+    ("vit", "50 epochs", "benchmarks/results/vit_fashion_small_50_epochs.json", None),
     ("vit", "earlier checkpoint, 10 epochs", "benchmarks/results/vit_10_epochs_checkpoint.json", None),
     ("hybrid", "8 epochs, course recipe", "benchmarks/results/hybrid_course_recipe.json", "hybrid"),
 ]
@@ -54,7 +57,7 @@ def long_runs() -> list[dict]:
     """The single-seed long runs, read from their records (missing records are skipped)."""
     runs = []
     for model, label, path, key in LONG_RUNS:
-        record = common.read_json(common.ROOT / path)
+        record = harness.read_record(common.ROOT / path)
         if record is None:
             continue
         r = record[key] if key else record
@@ -67,14 +70,14 @@ def long_runs() -> list[dict]:
 def run(budgets, seeds, command: str = "", limit: int | None = None, log=print) -> dict:
     from vitlib.compare import train_with_budget
     from vitlib.data import load_fashion_mnist
-    from vitlib.train import RECIPE, evaluate, to_inputs
+    from vitlib.train import RECIPE, accuracy, to_inputs
 
     budgets, seeds = [float(b) for b in budgets], [int(s) for s in seeds]
     if not budgets or any(not b > 0 for b in budgets):
         raise ValueError(f"`budgets` must be seconds > 0, got {budgets!r}.")
     if not seeds:
         raise ValueError("`seeds` must name at least one seed.")
-    record = common.header(command)
+    record = harness.header(command)
     data = load_fashion_mnist()
     x, y = to_inputs(data.x_train), data.y_train
     if limit:
@@ -90,16 +93,16 @@ def run(budgets, seeds, command: str = "", limit: int | None = None, log=print) 
                 recipe = {**RECIPE, "seed": seed}
                 model, budget = train_with_budget(model_name, x, y, seconds, recipe,
                                                   build=builders[model_name])
-                accuracy = evaluate(model, data.x_test, data.y_test)
+                score = accuracy(model, to_inputs(data.x_test), data.y_test)
                 results.append({"model": model_name, "budget_seconds": seconds, "seed": seed,
-                                "test_accuracy": round(accuracy, 4), "steps": budget.steps,
+                                "test_accuracy": round(score, 4), "steps": budget.steps,
                                 "train_seconds": round(budget.seconds, 1)})
-                log(f"{model_name:7s} {seconds:6.0f} s  seed {seed}: test accuracy {accuracy:.4f} "
+                log(f"{model_name:7s} {seconds:6.0f} s  seed {seed}: test accuracy {score:.4f} "
                     f"({budget.steps} steps)")
     record.update({"what": WHAT, "budgets_seconds": budgets, "seeds": seeds,
                    "train_images": len(x), "recipe": dict(RECIPE), "results": results,
                    "long_runs": long_runs()})
-    return common.finish(record)
+    return harness.finish(record)
 
 
 def summary(record: dict) -> dict:
@@ -113,7 +116,7 @@ def summary(record: dict) -> dict:
 def render(record: dict) -> str:
     """The ``RESULTS.md`` section of a record written by this script."""
     lines = ["## Accuracy against training time: pure ViT, hybrid, CNN", "", WHAT, "",
-             common.describe_run(record), "",
+             harness.describe_run(record), "",
              f"Short budgets, seeds {record['seeds']}: mean (min-max) test accuracy.", "",
              "| model | parameters | " + " | ".join(f"{b:.0f} s" for b in record["budgets_seconds"])
              + " |", "|---|---:|" + "---:|" * len(record["budgets_seconds"])]
@@ -138,11 +141,21 @@ def main(argv=None) -> int:
                         help="use only the first N training images (quick checks, not results)")
     parser.add_argument("--out", default=str(OUT), help="results file (.json)")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--refresh-long-runs", action="store_true",
+                        help="only re-read the long runs' records into --out (no training)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    common.refuse_existing([args.out], args.overwrite)
-    record = run(args.budgets, args.seeds, common.command_line([sys.argv[0], *argv]), args.limit)
-    common.write_json(record, args.out, args.overwrite)
+    if args.refresh_long_runs:
+        record = harness.read_record(args.out)
+        if record is None:
+            parser.error(f"--out {args.out} does not exist: there is nothing to refresh.")
+        record["long_runs"] = long_runs()
+        harness.write_record(record, args.out, overwrite=True)
+        print(render(record))
+        return 0
+    harness.refuse_existing([args.out], args.overwrite)
+    record = run(args.budgets, args.seeds, harness.script_line([sys.argv[0], *argv]), args.limit)
+    harness.write_record(record, args.out, args.overwrite)
     print(render(record))
     return 0
 

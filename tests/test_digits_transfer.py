@@ -1,4 +1,5 @@
-"""vitlib.digits_transfer: the digits task, the three starts, and the shipped record (notebook 09)."""
+"""experiments.digits_transfer and vitlib.data.load_digits: the task, the three starts, and the
+shipped record (notebook 09)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from vitlib import digits_transfer as dt
-from vitlib.course_files import sha256
+from experiments import digits_transfer as dt
+from vitlib.course_files import CLASSIFIER, sha256
+from vitlib.data import load_digits
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "data" / "digits_transfer.json"
@@ -19,12 +21,12 @@ pytest.importorskip("sklearn")
 
 @pytest.fixture(scope="module")
 def data():
-    return dt.load_digits_32()
+    return load_digits()
 
 
 @pytest.fixture(scope="module")
 def shipped():
-    return keras.saving.load_model(ROOT / dt.CHECKPOINT, safe_mode=True)
+    return keras.saving.load_model(ROOT / "data" / CLASSIFIER, safe_mode=True)
 
 
 def test_digits_are_split_once_into_disjoint_sets(data):
@@ -36,12 +38,15 @@ def test_digits_are_split_once_into_disjoint_sets(data):
     # Together the two sets hold every digit once: the same labels as scikit-learn's set.
     np.testing.assert_array_equal(np.sort(np.concatenate([y_tr, y_te])),
                                   np.sort(load_digits().target))
-    np.testing.assert_array_equal(dt.load_digits_32()[1], y_tr)  # the same seeded split each time
-    assert not np.array_equal(dt.load_digits_32(seed=1)[1], y_tr)
+    np.testing.assert_array_equal(load_digits()[1], y_tr)  # the same seeded split each time
+    assert not np.array_equal(load_digits(seed=1)[1], y_tr)
+    for bad in ({"image_size": 0}, {"train_images": 1797}, {"train_images": -5}):
+        with pytest.raises(ValueError, match=f"`{next(iter(bad))}`"):
+            load_digits(**bad)
 
 
 def test_the_three_starts(shipped):
-    scratch = dt.new_model("scratch", None)
+    scratch = dt.new_model("scratch", shipped)
     probe = dt.new_model("probe", shipped)
     full = dt.new_model("full", shipped)
     head = sum(int(np.prod(w.shape)) for w in probe.head.weights)
@@ -54,11 +59,11 @@ def test_the_three_starts(shipped):
     assert full.position_embedding.embedding.shape[-2] == 1 + 64  # 8x8 patches + class token
 
 
-def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="`init`.*'pretrained'"):
-        dt.new_model("pretrained", None)
-    with pytest.raises(ValueError, match="`seeds`.*-1"):
-        dt.experiment(seeds=[0, -1])
+def test_scratch_has_the_checkpoints_architecture(shipped):
+    scratch = dt.new_model("scratch", shipped)
+    assert (scratch.dim, scratch.depth, scratch.num_heads) == (shipped.dim, shipped.depth,
+                                                                shipped.num_heads)
+    assert scratch.image_size == (32, 32)
 
 
 def test_main_refuses_to_overwrite_before_training(tmp_path, capsys):
@@ -67,6 +72,9 @@ def test_main_refuses_to_overwrite_before_training(tmp_path, capsys):
     with pytest.raises(SystemExit):
         dt.main(["--seeds", "0", "--out", str(out)])
     assert "exists" in capsys.readouterr().err and out.read_text() == "{}"
+    with pytest.raises(SystemExit):
+        dt.main(["--seeds", "0", "-1"])
+    assert "--seeds must be integers >= 0" in capsys.readouterr().err
 
 
 def test_summary_is_mean_min_max():
@@ -79,14 +87,14 @@ def test_summary_is_mean_min_max():
 @pytest.mark.single_backend  # the record was made on TensorFlow; 40 steps amplify backend differences
 def test_shipped_record_is_complete_and_reproduced(data, shipped):
     record = json.loads(RECORD.read_text())
-    assert record["command"].startswith("python -m vitlib.digits_transfer")
+    assert record["command"].startswith("python -m experiments.digits_transfer")
     # Made from the shipped classifier: re-run the command when that file changes.
-    assert record["checkpoint_sha256"] == sha256(ROOT / dt.CHECKPOINT)
+    assert record["checkpoint_sha256"] == sha256(ROOT / "data" / CLASSIFIER)
     assert record["steps"] == dt.EPOCHS * (dt.TRAIN_IMAGES // dt.BATCH) == 40
     assert sorted((r["seed"], r["init"]) for r in record["runs"]) == sorted(
         (s, i) for s in record["seeds"] for i in dt.INITS)
     # Re-run one recorded run: the shipped numbers come from this code and this checkpoint.
     recorded = {(r["seed"], r["init"]): r["test_accuracy"] for r in record["runs"]}
     seed = record["seeds"][0]
-    assert round(dt.run("full", shipped, data, seed), 4) == pytest.approx(
+    assert round(dt.run_one("full", shipped, data, seed), 4) == pytest.approx(
         recorded[seed, "full"], abs=2e-3)

@@ -101,7 +101,7 @@ def test_warmup_cosine_solutions_pass():
 
 def test_warmup_cosine_reference_matches_vitlib_schedule():
     peak, warmup, total = 2e-3, 7, 50
-    schedule = train.WarmupCosine(peak, warmup, total)
+    schedule = train.cosine_schedule(peak, warmup, total)
     want = [float(schedule(step)) for step in range(total + 1)]
     got = [nb06._warmup_cosine(step, peak, warmup, total) for step in range(total + 1)]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vitlib import inspect
+from vitlib import explain
 from vitlib.exercises import nb07
 
 pytestmark = pytest.mark.single_backend
@@ -36,7 +36,7 @@ def rollout_variant(identity=0.5, renormalise=True, order="left", fuse="mean", l
 
 
 def rollout_with_vitlib(attentions):
-    return inspect.attention_rollout(list(attentions[:, None]))[0]  # add a batch axis of 1
+    return explain.attention_rollout(list(attentions[:, None]))[0]  # add a batch axis of 1
 
 
 def test_rollout_solution_and_vitlib_pass():
@@ -88,7 +88,7 @@ def distance_variant(scale=True, prefix_mode="skip", renormalise=True, metric="e
 
 
 def distance_with_vitlib(attention, grid, patch_size, num_prefix_tokens):
-    return inspect.mean_attention_distance(attention[None], grid, patch_size, num_prefix_tokens)
+    return explain.mean_attention_distance(attention[None], grid, patch_size, num_prefix_tokens)
 
 
 def test_distance_solution_and_vitlib_pass():

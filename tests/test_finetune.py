@@ -1,4 +1,4 @@
-"""vitlib.finetune: a new head, a new image size, a frozen encoder; vitlib.label_efficiency.
+"""vitlib.finetune: a new head, a new image size, a frozen encoder.
 
 References: the source model's weights themselves (copied, not changed); a NumPy bilinear resize
 of the position-embedding grid (tests/test_embeddings.py); the sine-cosine table of the new grid;
@@ -7,19 +7,14 @@ one optimizer step, after which only the head may have moved.
 
 from __future__ import annotations
 
-import json
-
 import keras
 import numpy as np
 import pytest
 from keras import ops
 from test_embeddings import numpy_bilinear
 
-from vitlib import label_efficiency, sincos_2d, vit
-from vitlib.data import FashionMNIST, load_fashion_mnist
+from vitlib import sincos_2d, vit
 from vitlib.finetune import copy_encoder, freeze_encoder, with_new_head
-from vitlib.label_efficiency import balanced_subset
-from vitlib.mae import mae
 
 
 def randomized(name="fashion-tiny", seed=0, **overrides):
@@ -115,44 +110,3 @@ def test_bad_arguments_raise_value_errors():
         copy_encoder(source, vit("fashion-tiny", dim=64, num_heads=2))
     with pytest.raises(ValueError, match="`model` must be a vitlib.ViT, got str"):
         freeze_encoder("encoder")
-
-
-# ---------------------------------------------------------------------------------------------
-# vitlib.label_efficiency
-
-
-@pytest.mark.single_backend  # NumPy only
-def test_balanced_subset_has_equal_classes_and_nested_fractions():
-    labels = np.repeat(np.arange(10), 600)
-    np.random.default_rng(0).shuffle(labels)
-    small, large = balanced_subset(labels, 0.05), balanced_subset(labels, 0.1)
-    np.testing.assert_array_equal(np.bincount(labels[small]), np.full(10, 30))
-    np.testing.assert_array_equal(np.bincount(labels[large]), np.full(10, 60))
-    assert set(small) <= set(large) and len(set(large)) == 600
-    assert not np.array_equal(balanced_subset(labels, 0.05, seed=1), small)
-    for bad in (0, -0.1, 1.5):
-        with pytest.raises(ValueError, match="`fraction` must be a number in \\(0, 1\\]"):
-            balanced_subset(labels, bad)
-
-
-@pytest.mark.single_backend  # reads the data and trains briefly: the same on every backend
-def test_label_efficiency_command_tiny_run(tmp_path, capsys, monkeypatch):
-    d = load_fashion_mnist()  # 1,000 training and 200 test images are enough to run it
-    small = FashionMNIST(d.x_train[:1000], d.y_train[:1000], d.x_test[:200], d.y_test[:200])
-    monkeypatch.setattr(label_efficiency, "load_fashion_mnist", lambda: small)
-    encoder = tmp_path / "mae.keras"
-    mae(decoder_depth=1).save(encoder)
-    out = tmp_path / "le.json"
-    argv = ["--fractions", "0.05", "--steps", "2", "--encoder", str(encoder), "--out", str(out)]
-    assert label_efficiency.main(argv) == 0
-    record = json.loads(out.read_text())
-    assert record["command"].startswith("python -m vitlib.label_efficiency --fractions 0.05")
-    runs = record["runs"]
-    assert [r["init"] for r in runs] == ["mae", "scratch"]
-    per_class = np.bincount(small.y_train, minlength=10)
-    assert all(r["steps"] == 2 and r["train_images"] == np.round(0.05 * per_class).sum()
-               for r in runs)
-    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in runs)
-    with pytest.raises(SystemExit):
-        label_efficiency.main(argv)  # refuses to overwrite
-    assert "--overwrite" in capsys.readouterr().err

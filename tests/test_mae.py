@@ -9,7 +9,6 @@ own weights with NumPy indexing; the exported ViT's ordinary forward pass.
 from __future__ import annotations
 
 import contextlib
-import json
 
 import keras
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 from keras import ops
 
 from vitlib import vit
-from vitlib.mae import MaskedAutoencoder, mae, main, masked_mse, pretrain, random_masking
+from vitlib.mae import MaskedAutoencoder, masked_autoencoder, masked_mse, random_masking
 
 
 def numpy_patches(images, p):
@@ -45,7 +44,7 @@ def zero_init():
 @pytest.fixture(scope="module")
 def model():
     with zero_init():
-        m = mae(decoder_depth=1)
+        m = masked_autoencoder(decoder_depth=1)
     rng = np.random.default_rng(1)  # every weight random (class token and biases too)
     m.set_weights([rng.normal(size=w.shape).astype("float32") * 0.2 for w in m.weights])
     return m
@@ -165,7 +164,7 @@ def test_reconstruct_returns_images_and_mask_for_plots(model):
 
 def test_fit_trains_everything_but_the_unused_head():
     keras.utils.set_random_seed(0)
-    m = mae(decoder_depth=1)
+    m = masked_autoencoder(decoder_depth=1)
     before = {v.path: np_(v).copy() for v in m.weights}
     # "auto": compiled on JAX; not on a TensorFlow CPU, whose XLA step the command test checks
     # (compiling it takes about 40 s of CPU).
@@ -212,21 +211,3 @@ def test_bad_images_and_call_ratio(model):
         model(np.zeros((1, 32, 32, 1), "float32"))
     with pytest.raises(ValueError, match="`mask_ratio`"):
         model(random_images(1), mask_ratio=1.5)
-
-
-@pytest.mark.single_backend  # reads the data and trains briefly: the same on every backend
-def test_pretrain_command_writes_the_model_and_a_record(tmp_path, capsys):
-    out = tmp_path / "mae.keras"
-    assert main(["--epochs", "1", "--limit", "256", "--out", str(out)]) == 0
-    record = json.loads(out.with_suffix(".json").read_text())
-    assert record["command"].startswith("python -m vitlib.mae --epochs 1")
-    assert len(record["loss_per_epoch"]) == 1 and record["train_images"] == 256
-    assert record["parameters"]["encoder_without_head"] == 139_018 - 650
-    loaded = keras.saving.load_model(out, safe_mode=True)
-    assert isinstance(loaded, MaskedAutoencoder) and getattr(loaded, "optimizer", None) is None
-    assert out.stat().st_size < 8 * loaded.count_params() + 100_000  # no optimizer state
-    with pytest.raises(SystemExit):
-        main(["--epochs", "1", "--out", str(out)])  # refuses to overwrite
-    assert "--overwrite" in capsys.readouterr().err
-    with pytest.raises(FileExistsError):
-        pretrain(epochs=1, out=out, limit=8)

@@ -1,8 +1,7 @@
-"""vitlib.records: what every command stores beside its results."""
+"""vitlib.records: where a measurement was made (machine, versions, load average)."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 
@@ -12,16 +11,6 @@ import pytest
 from vitlib import records
 
 pytestmark = pytest.mark.single_backend  # no tensor code
-
-
-def test_results_are_never_replaced_without_overwrite(tmp_path):
-    out = tmp_path / "sub" / "r.json"
-    records.write_results({"a": 1}, out)
-    with pytest.raises(FileExistsError, match="`out`.*--overwrite"):
-        records.write_results({"a": 2}, out)
-    assert json.loads(out.read_text()) == {"a": 1}
-    records.write_results({"a": 3}, out, overwrite=True)
-    assert json.loads(out.read_text()) == {"a": 3}
 
 
 def test_machine_and_versions_name_this_machine():

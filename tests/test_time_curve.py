@@ -38,7 +38,7 @@ def test_long_runs_are_the_records_they_name(record):
         source = source.get("hybrid", source)
         assert (run["test_accuracy"], run["training_seconds"], run["epochs"]) == (
             source["test_accuracy"], source["training_seconds"], source["epochs"]), run["label"]
-    assert any(r["record"] == "data/vit_fashion_small.json" for r in record["long_runs"])
+    assert any(r["record"] == "data/vit_fashion_medium.json" for r in record["long_runs"])
 
 
 def test_summary_is_mean_min_max_over_seeds(record):

@@ -1,8 +1,7 @@
-"""vitlib.train: the schedule, the augmentation, and a short end-to-end run with a checkpoint."""
+"""vitlib.train: the schedule, the augmentation, accuracy, and train() on any model."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import keras
@@ -14,16 +13,35 @@ from vitlib.data import load_fashion_mnist
 
 
 def test_warmup_then_cosine_to_zero():
-    s = train.WarmupCosine(peak=1e-3, warmup_steps=10, total_steps=110)
+    s = train.cosine_schedule(peak=1e-3, warmup_steps=10, total_steps=110)
     lr = [float(s(i)) for i in (0, 5, 10, 60, 110, 200)]
     expected = [0.0, 0.5e-3, 1e-3, 0.5e-3 * (1 + math.cos(math.pi * 0.5)), 0.0, 0.0]
     np.testing.assert_allclose(lr, expected, atol=1e-9)
 
 
 def test_schedule_round_trips_through_config():
-    s = train.WarmupCosine(2e-3, 5, 50)
-    again = train.WarmupCosine.from_config(s.get_config())
+    s = train.cosine_schedule(2e-3, 5, 50)
+    again = type(s).from_config(s.get_config())
     assert float(again(7)) == pytest.approx(float(s(7)))
+
+
+@pytest.mark.parametrize("args, match", [
+    ((0.0, 1, 10), "`peak` must be a finite number > 0, got 0.0"),
+    ((1e-3, -1, 10), "`warmup_steps` must be an integer >= 0, got -1"),
+    ((1e-3, 1, 0), "`total_steps` must be a positive integer, got 0"),
+    ((1e-3, 10, 10), r"`warmup_steps` \(10\) must be less than `total_steps` \(10\)"),
+])
+def test_schedule_rejects_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        train.cosine_schedule(*args)
+
+
+def test_adamw_uses_the_recipe():
+    opt = train.adamw({**train.RECIPE, "beta_2": 0.95}, steps_per_epoch=10, epochs=3)
+    assert opt.weight_decay == train.RECIPE["weight_decay"] and opt.beta_2 == 0.95
+    assert float(opt.learning_rate) == 0.0  # step 0: the warm-up starts at zero
+    opt.iterations.assign(10)  # the end of the one-epoch warm-up: the peak
+    assert float(opt.learning_rate) == pytest.approx(train.RECIPE["peak_learning_rate"])
 
 
 def test_augmentation_shifts_and_flips_but_keeps_labels_and_pixels():
@@ -41,72 +59,37 @@ def test_augmentation_shifts_and_flips_but_keeps_labels_and_pixels():
     assert not np.allclose(xb, x[idx])
 
 
-def test_validation_split_is_seeded_disjoint_and_complete():
-    tr, val = train.validation_split(60_000, 5_000, seed=0)
-    assert len(val) == 5_000 and len(tr) == 55_000
-    assert not set(tr.tolist()) & set(val.tolist())
-    assert sorted(np.concatenate([tr, val]).tolist()) == list(range(60_000))
-    again = train.validation_split(60_000, 5_000, seed=0)
-    np.testing.assert_array_equal(val, again[1])
-    assert not np.array_equal(val, train.validation_split(60_000, 5_000, seed=1)[1])
-    for bad in (-1, 60_000):
-        with pytest.raises(ValueError, match=r"`val_images` must be in \[0, 60000\), got"):
-            train.validation_split(60_000, bad)
+def test_accuracy_counts_argmax_hits_and_checks_its_arguments():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, use_bias=False)])
+    model.layers[0].set_weights([np.eye(2, dtype="float32")])
+    x = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], "float32")
+    assert train.accuracy(model, x, np.array([0, 1, 1, 1])) == 0.75
+    with pytest.raises(ValueError, match="one label per image: `x` has 4 images, `y` has shape"):
+        train.accuracy(model, x, np.array([0]))
+    with pytest.raises(ValueError, match="`x` is empty"):
+        train.accuracy(model, x[:0], np.array([], int))
 
 
-@pytest.mark.single_backend
-def test_short_run_with_validation_records_it_and_tests_once(tmp_path):
-    record = train.train("fashion-tiny", epochs=2, limit=256, val_images=300, verbose=0)
-    assert record["validation_images"] == 300 and record["train_images"] == 256
-    assert len(record["validation_accuracy_per_epoch"]) == 2
-    assert record["test_accuracy_per_epoch"] is None, "the test set is evaluated once, at the end"
+def test_train_rejects_unknown_recipe_keys_and_mismatched_data():
+    from vitlib import vit
 
-
-@pytest.mark.single_backend
-def test_short_run_saves_a_small_checkpoint_and_a_record(tmp_path):
-    out = tmp_path / "vit.keras"
-    record = train.train("fashion-tiny", epochs=1, out=out, limit=512, verbose=0)
-    assert out.exists() and out.with_suffix(".json").exists()
-    saved = json.loads(out.with_suffix(".json").read_text())
-    assert saved["test_accuracy"] == record["test_accuracy"] and 0.0 <= record["test_accuracy"] <= 1.0
-    assert out.stat().st_size < 8 * record["parameters"] + 100_000  # no optimizer state
-    model = keras.saving.load_model(out, safe_mode=True)  # the checkpoint is the trained model
-    d = load_fashion_mnist()
-    assert round(train.evaluate(model, d.x_test, d.y_test), 4) == record["test_accuracy"]
-    with pytest.raises(FileExistsError, match="--overwrite"):
-        train.train("fashion-tiny", epochs=1, out=out, limit=64, verbose=0)
-
-
-
-def _traces_of_first_fit(model, compile_model) -> int:
-    """How many times the model's call is traced by the first ``fit`` (TensorFlow)."""
-    calls = []
-    original = model.call
-    model.call = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
-    compile_model(model)
     x = np.zeros((8, 28, 28, 1), "float32")
-    model.fit(x, keras.utils.to_categorical(np.arange(8) % 10, 10), batch_size=8, verbose=0)
-    return len(calls)
+    with pytest.raises(ValueError, match=r"unknown keys \['batch_sise'\]"):
+        train.train(vit("fashion-tiny"), x, np.zeros(8, int), 1, {"batch_sise": 4})
+    with pytest.raises(ValueError, match="same number .* got 8 and 3"):
+        train.train(vit("fashion-tiny"), x, np.zeros(3, int), 1)
+    with pytest.raises(ValueError, match="`epochs` must be a positive integer, got 0"):
+        train.train(vit("fashion-tiny"), x, np.zeros(8, int), 0)
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="counts TensorFlow traces")
-def test_compile_for_training_traces_the_training_step_once():
+@pytest.mark.single_backend
+def test_train_fits_any_model_with_the_recipe():
     from vitlib import vit
 
-    once = _traces_of_first_fit(
-        vit("fashion-tiny"),
-        lambda m: train.compile_for_training(m, steps_per_epoch=1, epochs=1, jit_compile=False))
-    # The same optimizer compiled the usual way: its variables (and the string metric's) are
-    # created inside the first trace, and TensorFlow traces the step again.
-    twice = _traces_of_first_fit(
-        vit("fashion-tiny"),
-        lambda m: m.compile(keras.optimizers.AdamW(1e-3), "categorical_crossentropy",
-                            metrics=["accuracy"], jit_compile=False))
-    assert (once, twice) == (1, 2)
-
-
-def test_build_optimizer_needs_a_compiled_model():
-    from vitlib import vit
-
-    with pytest.raises(ValueError, match="not compiled"):
-        train.build_optimizer(vit("fashion-tiny"))
+    d = load_fashion_mnist()
+    x, y = train.to_inputs(d.x_train[:256]), d.y_train[:256]
+    model = vit("fashion-tiny", patch_size=4, patch_method="hybrid", stem_width=8)
+    history = train.train(model, x, y, epochs=2, recipe={"batch_size": 32}, verbose=0,
+                          jit_compile=False)
+    assert len(history.history["loss"]) == 2
+    assert history.history["loss"][1] < history.history["loss"][0]

@@ -7,19 +7,20 @@ Each module is one idea, built in the open in one notebook first:
 - :mod:`vitlib.embeddings`  class token and position embeddings (01, 04)
 - :mod:`vitlib.encoder`     MLP and the pre-norm encoder block (05)
 - :mod:`vitlib.model`       the whole ViT; :mod:`vitlib.configs` its named sizes (06)
-- :mod:`vitlib.train`       the course's training recipe and checkpoint command (06)
-- :mod:`vitlib.inspect`     attention maps, rollout, attention distance (07); :mod:`vitlib.plots`
-- :mod:`vitlib.cnn`, :mod:`vitlib.compare`   a small CNN and the ViT-vs-CNN experiment (08)
+- :mod:`vitlib.train`       the course's training recipe: batches, optimizer, schedule (06)
+- :mod:`vitlib.explain`     attention maps, rollout, attention distance (07); :mod:`vitlib.plots`
+- :mod:`vitlib.cnn`, :mod:`vitlib.compare`   a small CNN, and training for a time budget (08)
 - :mod:`vitlib.pretrained`  Google's .npz checkpoints and keras-hub ViTs into vitlib.ViT (09)
-- :mod:`vitlib.finetune`    a new head, a new image size, a frozen encoder (09);
-  :mod:`vitlib.digits_transfer` the fine-tuning experiment on handwritten digits (09)
-- :mod:`vitlib.mae`, :mod:`vitlib.label_efficiency`   masked-autoencoder pretraining and the
-  label-efficiency experiment (09)
+- :mod:`vitlib.finetune`    a new head, a new image size, a frozen encoder (09)
+- :mod:`vitlib.mae`         the masked autoencoder (09)
 - :mod:`vitlib.segment`     per-patch segmentation of canvases with the course's encoder (10)
-- :mod:`vitlib.data`        Fashion-MNIST and photos, offline (00)
-- :mod:`vitlib.records`     machine, versions and load average stored with every measurement
-"""
+- :mod:`vitlib.data`, :mod:`vitlib.course_files`   datasets, photos and shipped files, offline (00)
+- :mod:`vitlib.records`     machine, versions and load average, stored with every measurement
 
+The commands that train and measure (the shipped checkpoints and records) are in the
+repository's ``experiments/`` folder, outside the package."""
+
+from ._meta import VERSION as __version__  # noqa: F401  (one version source)
 from .attention import MultiHeadSelfAttention, scaled_dot_product_attention
 from .configs import CONFIGS, vit_config
 from .embeddings import (
@@ -31,17 +32,15 @@ from .embeddings import (
 )
 from .encoder import MLP, EncoderBlock
 from .finetune import copy_encoder, freeze_encoder, with_new_head
-from .mae import MaskedAutoencoder, masked_mse, random_masking
-from .model import ViT, vit
+from .mae import MaskedAutoencoder, masked_autoencoder, masked_mse, random_masking
+from .model import ViT, architecture, vit
 from .patches import PatchEmbedding, extract_patches, patches_to_images
 from .segment import PatchSegmenter
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "CONFIGS", "MLP", "ClassToken", "EncoderBlock", "MaskedAutoencoder", "MultiHeadSelfAttention",
+    "CONFIGS", "MLP", "architecture", "ClassToken", "EncoderBlock", "MaskedAutoencoder", "MultiHeadSelfAttention",
     "PatchEmbedding", "PatchSegmenter", "PositionEmbedding", "ViT", "copy_encoder", "extract_patches",
-    "freeze_encoder", "masked_mse", "patches_to_images", "random_masking",
+    "freeze_encoder", "masked_autoencoder", "masked_mse", "patches_to_images", "random_masking",
     "resize_position_embedding", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
     "vit", "vit_config", "with_new_head",
 ]

@@ -8,6 +8,8 @@ and the download address of the shipped files (vitlib.course_files) all derive f
 
 from __future__ import annotations
 
+#: vitlib's version (pyproject.toml reads it from here).
+VERSION = "0.1.0"
 #: The course's GitHub repository.
 REPOSITORY = "https://github.com/vit-course/vit-course"
 #: The branch the Colab badges open.

@@ -1,41 +1,23 @@
 """ViT vs CNN at a matched parameter budget and a matched training time (notebook 08).
 
-    python -m vitlib.compare --sizes 1000 5000 20000 60000 --seconds 120 --out data/vit_vs_cnn.json
+:func:`train_with_budget` trains ``vitlib.cnn.small_cnn()`` (139,903 parameters) or
+``vitlib.vit("fashion-small")`` (139,018) for a given number of SECONDS of training, with the
+recipe :data:`vitlib.train.RECIPE` for both: the same seeded augmented batches
+(:class:`EndlessBatches`), AdamW with weight decay, label smoothing, XLA unless told otherwise.
 
-For every training-set size n (the first n images of one seeded permutation of the 60,000, so each
-set contains the smaller ones) it trains two models of about the same size from the same seed:
-``vitlib.cnn.small_cnn()`` (139,903 parameters) and ``vitlib.vit("fashion-small")`` (139,018). Each
-gets the SAME wall-clock budget of ``--seconds`` of training, then is tested on the full 10,000 test
-images. The runs are interleaved (CNN, ViT, then ViT, CNN, ...) so that slow phases of a shared
-machine hit both models.
+The learning-rate schedule is clocked in time, not in steps (:class:`TimeBudget`): a step-based
+cosine needs the total number of steps in advance, which depends on the model's speed and on the
+machine's load; clocked in time, both models warm up for the first 10% of their budget and reach
+zero exactly when it is spent, whatever their speed. The clock starts after the first step, which
+includes XLA's compilation.
 
-The recipe is :data:`vitlib.train.RECIPE` for both (recorded in the results): the same seeded
-``AugmentedBatches`` (random shifts and flips; full batches in one endless epoch, see
-:class:`EndlessBatches`), AdamW with weight decay, label smoothing, compiled with XLA
-(``jit_compile=True``, as ``compile_for_training`` does).
-
-The learning-rate schedule is :class:`vitlib.train.WarmupCosine`, but **clocked in time, not in
-steps**: at each step the rate is ``WarmupCosine(peak, 0.1 * budget, budget)`` evaluated at the
-elapsed training time (in milliseconds). A step-based cosine needs the total number of steps in
-advance, which depends on the model's speed and on the machine's load at that moment; a short
-timing would guess it wrong on a shared machine (the rate then stops at zero early, or never reaches
-it). Clocked in time, both models warm up for the first 10% of their budget and reach zero exactly
-when it is spent, whatever their speed. The clock starts after the first step, which includes XLA's
-compilation (its time is recorded as ``first_step_seconds``, not counted in the budget).
-
-The results file records per point the test accuracy, the steps and epochs done, the images seen,
-and the load average; and for the run the exact command, the machine, the date, the versions, and
-the load average at the start and end (``shared_load`` says if other work was running). An
-existing file is never overwritten unless ``--overwrite`` is given.
+``python -m experiments.vit_vs_cnn`` runs the comparison for several training-set sizes and
+ships ``data/vit_vs_cnn.json`` (:func:`load_results`).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -44,10 +26,8 @@ import numpy as np
 
 from .cnn import small_cnn
 from .course_files import course_file
-from .data import load_fashion_mnist
 from .model import vit
-from .records import load_average, machine, refuse_existing_out, versions, write_results
-from .train import RECIPE, AugmentedBatches, WarmupCosine, evaluate, to_inputs
+from .train import RECIPE, AugmentedBatches, cosine_schedule, to_inputs
 
 MODELS = {
     "cnn": ("small_cnn(width=39)", small_cnn),
@@ -108,8 +88,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     The clock starts at the end of the first step (which includes tracing and XLA compilation);
     the budget is checked after every step, so training stops within one step of it.
-    ``schedule`` (optional) maps elapsed milliseconds to a learning rate, e.g.
-    ``WarmupCosine(peak, warmup_ms, budget_ms)``. After training: ``steps`` (done),
+    ``schedule`` (optional) maps the spent share of the budget, in thousandths (0 to 1000), to a
+    learning rate, e.g. ``cosine_schedule(peak, 100, 1000)``. After training: ``steps`` (done),
     ``seconds`` (training time after the first step) and ``first_step_seconds``.
     """
 
@@ -130,7 +110,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.schedule is not None:
-            self.model.optimizer.learning_rate = float(self.schedule(1000.0 * self.elapsed()))
+            spent = 1000.0 * min(self.elapsed() / self.budget, 1.0) if self.budget else 1000.0
+            self.model.optimizer.learning_rate = float(self.schedule(spent))
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
@@ -167,92 +148,7 @@ def train_with_budget(kind: str, x, y, seconds: float, recipe=RECIPE, jit_compil
     model = compile_same((build or MODELS[kind][1])(), recipe, jit_compile)
     batches = EndlessBatches(x, y, recipe["batch_size"], recipe["max_shift"], recipe["flip"],
                              seed=recipe["seed"])  # the same batches for both models
-    budget_ms = 1000.0 * seconds
-    schedule = WarmupCosine(recipe["peak_learning_rate"], WARMUP_FRACTION * budget_ms, budget_ms)
+    schedule = cosine_schedule(recipe["peak_learning_rate"], round(1000 * WARMUP_FRACTION), 1000)
     budget = TimeBudget(seconds, schedule)
     model.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=[budget])
     return model, budget
-
-
-def compare(sizes, seconds: float, recipe=RECIPE, command: str = "", note: str = "",
-            log=print) -> dict:
-    """Run the comparison (see the module docstring) and return the record."""
-    sizes = [int(n) for n in sizes]
-    if not sizes or any(not 1 <= n <= 60_000 for n in sizes):
-        raise ValueError(f"`sizes` must be training-set sizes between 1 and 60000, got {sizes!r}.")
-    load_start, start = load_average(), time.perf_counter()
-    data = load_fashion_mnist()
-    x_all, y_all = training_set(data, max(sizes), recipe["seed"])
-    parameters = {}
-    for kind, (name, build) in MODELS.items():
-        model = build()
-        trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-        parameters[kind] = {"model": name, "parameters": model.count_params(),
-                            "trainable": trainable}
-    results = []
-    for i, n in enumerate(sizes):
-        for kind in (("cnn", "vit") if i % 2 == 0 else ("vit", "cnn")):
-            load = load_average()
-            model, budget = train_with_budget(kind, x_all[:n], y_all[:n], seconds, recipe)
-            accuracy = evaluate(model, data.x_test, data.y_test)
-            images_seen = budget.steps * min(n, recipe["batch_size"])  # full batches only
-            point = {
-                "model": kind, "train_images": n, "test_accuracy": round(accuracy, 4),
-                "steps": budget.steps, "epochs": round(images_seen / n, 2),
-                "images_seen": images_seen,
-                "train_seconds": round(budget.seconds, 1),
-                "first_step_seconds": round(budget.first_step_seconds, 1),
-                "load_average_at_start": load,
-            }
-            results.append(point)
-            log(json.dumps(point))
-    load_end = load_average()
-    shared = bool(load_start and load_start[0] >= 0.5)
-    return {
-        "what": "Test accuracy (10,000 Fashion-MNIST test images) of a small CNN and a small ViT "
-                "of about the same size, each trained for the same wall-clock time on the first "
-                "n images of a seeded permutation of the training set.",
-        "command": command,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(),
-        "budget_seconds_per_run": seconds,
-        "sizes": sizes,
-        "models": parameters,
-        "recipe": recipe,
-        "schedule": (f"WarmupCosine clocked in training time: linear warm-up over the first "
-                     f"{WARMUP_FRACTION:.0%} of the budget, cosine decay to 0 at the end of it; "
-                     "the clock starts after the first (compiling) step"),
-        "order": "interleaved: cnn, vit for the 1st size; vit, cnn for the 2nd; ...",
-        "load_average": {"start": load_start, "end": load_end},
-        "shared_load": shared,
-        "note": note or ("measured under shared load: other processes were using the CPU "
-                         "(see load_average)" if shared else ""),
-        "total_seconds": round(time.perf_counter() - start, 1),
-        "results": results,
-    }
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000, 60000])
-    parser.add_argument("--seconds", type=float, default=120.0,
-                        help="training time per model and size, in seconds (the shipped run's: 120)")
-    parser.add_argument("--out", default=None, help="results file (.json)")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--note", default="", help="a remark stored in the results")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    refuse_existing_out(parser, args.out, args.overwrite)  # before any training
-    record = compare(args.sizes, args.seconds, note=args.note,
-                     command=shlex.join(["python", "-m", "vitlib.compare", *argv]))
-    if args.out:
-        write_results(record, args.out, overwrite=args.overwrite)
-    for kind in MODELS:
-        accs = [p["test_accuracy"] for p in record["results"] if p["model"] == kind]
-        print(kind, dict(zip(record["sizes"], accs, strict=True)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

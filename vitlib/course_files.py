@@ -34,6 +34,10 @@ from pathlib import Path
 from ._meta import BRANCH, REPOSITORY
 
 MANIFEST = Path(__file__).with_name("course_files.json")
+#: The shipped models, by role (file names in ``data/``).
+CLASSIFIER = "vit_fashion_medium.keras"  # the course's trained ViT (notebooks 06, 07, 09, 10)
+SEGMENTER = "vit_fashion_segment.keras"  # the classifier fine-tuned per patch (notebook 10)
+MAE = "mae_fashion_small.keras"  # the masked autoencoder (notebook 09)
 #: The environment variable that replaces the download address (a folder URL ending in "/").
 URL_VARIABLE = "VITLIB_COURSE_FILES_URL"
 

@@ -274,6 +274,35 @@ def load_photos(names=("astronaut", "cat", "coffee"), size: int = 224) -> dict:
     return {n: center_crop_resize(getattr(skimage.data, PHOTOS[n][0])(), size) for n in names}
 
 
+def load_digits(image_size: int = 32, train_images: int = 500, seed: int = 0):
+    """scikit-learn's 1,797 bundled 8x8 handwritten digits (offline), enlarged to ``image_size``
+    (bilinear), as float32 images (n, size, size, 1) in [0, 1] and int labels (n,), split once
+    (seeded) into ``train_images`` for training and the rest for testing.
+
+    Returns (x_train, y_train, x_test, y_test). Needs scikit-learn (``pip install scikit-learn``).
+    """
+    from keras import ops
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    image_size = _positive("image_size", image_size)
+    train_images = _positive("train_images", train_images)
+    if train_images >= 1797:
+        raise ValueError(f"`train_images` must be below 1797 (the digits there are), got "
+                         f"{train_images}.")
+    digits = sklearn_digits()  # images (1797, 8, 8) with values 0..16, labels 0..9
+    x = ops.convert_to_numpy(ops.image.resize((digits.images[..., None] / 16.0).astype("float32"),
+                                              (image_size, image_size), interpolation="bilinear"))
+    order = np.random.default_rng(seed).permutation(len(x))
+    tr, te = order[:train_images], order[train_images:]
+    return x[tr].astype("float32"), digits.target[tr], x[te].astype("float32"), digits.target[te]
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)
+
+
 def _main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
     if command == "download":

@@ -16,7 +16,7 @@ from __future__ import annotations
 from keras import ops
 
 from .embeddings import resize_position_embedding
-from .model import ViT
+from .model import ViT, architecture
 
 #: The ViT's encoder layers, in the order of Eq. 1-4: every layer but ``head``.
 ENCODER_LAYERS = ("patch_embedding", "class_token", "position_embedding", "blocks", "norm")
@@ -76,7 +76,7 @@ def with_new_head(model: ViT, num_classes: int | None = None, image_size=None) -
     images (batch, *image_size, channels) -> logits (batch, num_classes). ``model`` is unchanged.
     """
     _check_vit("model", model)
-    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+    config = architecture(model)
     if num_classes is not None:
         config["num_classes"] = num_classes
     if image_size is not None:

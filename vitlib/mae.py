@@ -11,42 +11,22 @@ encoder (He et al. 2022, "Masked Autoencoders Are Scalable Vision Learners").
 The encoder IS a :class:`vitlib.ViT` (by default ``vit("fashion-small")``), so after pretraining
 ``mae.to_vit()`` is that ViT with a new head, ready for fine-tuning (:mod:`vitlib.finetune`).
 
-    python -m vitlib.mae --epochs 8 --out data/mae_fashion_small.keras
-
-trains it on the 60,000 Fashion-MNIST training images (their labels are never used) and writes
-the MAE (without optimizer state) and a JSON record next to it.
+``python -m experiments.mae`` pretrains it on the Fashion-MNIST training images (their labels are
+never used) and ships it as ``data/mae_fashion_small.keras``.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import shlex
-import sys
-import time
-from pathlib import Path
-
 import keras
-import numpy as np
 from keras import layers, ops
 
 from . import _checks
 from .configs import vit_config
-from .data import load_fashion_mnist
 from .embeddings import PositionEmbedding
 from .encoder import EncoderBlock
 from .finetune import with_new_head
 from .model import ViT
 from .patches import extract_patches, patches_to_images
-from .records import machine, refuse_existing_out, versions
-from .train import (
-    AugmentedBatches,
-    WarmupCosine,
-    build_optimizer,
-    save_checkpoint,
-    to_inputs,
-)
 
 
 def num_visible(num_patches: int, mask_ratio: float) -> int:
@@ -109,7 +89,7 @@ class MaskedAutoencoder(keras.Model):
                  decoder_mlp_dim=64, mask_ratio=0.75, norm_pix_loss=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         config = vit_config(encoder) if isinstance(encoder, str) else dict(encoder)
-        self.encoder_config = {k: v for k, v in config.items()
+        self.encoder_config = {k: v for k, v in config.items()  # a ViT's arguments, not Keras'
                                if k not in ("name", "trainable", "dtype")}
         self.encoder = ViT(**self.encoder_config, name="encoder")  # exactly the ViT's layers
         self.encoder.head.trainable = False  # no labels here: the head is never used
@@ -124,7 +104,7 @@ class MaskedAutoencoder(keras.Model):
         self.mask_ratio = _checks.probability("mask_ratio", mask_ratio)
         num_visible(self.num_patches, self.mask_ratio)  # at least one patch stays visible
         self.norm_pix_loss, self.seed = bool(norm_pix_loss), seed
-        self.prefix = int(self.encoder.pooling == "cls")  # 1 with a class token
+        self.prefix = self.encoder.num_prefix_tokens  # 1 with a class token
         self.decoder_embed = layers.Dense(self.decoder_dim, name="decoder_embed")
         self.decoder_position = PositionEmbedding(self.encoder.grid_size, kind="sincos",
                                                   num_prefix_tokens=self.prefix,
@@ -152,18 +132,12 @@ class MaskedAutoencoder(keras.Model):
         """images (batch, H, W, C) -> tokens (batch, 1 + K, dim) of the visible patches,
         mask (batch, N) and restore (batch, N) from :func:`random_masking`."""
         enc, p = self.encoder, self.prefix
-        enc._check_images(ops.shape(images))
-        x = enc.patch_embedding(images)  # (batch, N, dim)                   ViT Eq. 1
-        if enc.class_token is not None:
-            x = enc.class_token(x)  # (batch, 1 + N, dim)
-        x = enc.position_embedding(x)  # every patch keeps its own position
+        x = enc.embed(images, training=training)  # ViT Eq. 1: every patch keeps its position
         ratio = self.mask_ratio if mask_ratio is None else mask_ratio
         visible, mask, restore = random_masking(
             x[:, p:], ratio, self.seed_generator if seed is None else seed)
         x = ops.concatenate([x[:, :p], visible], axis=1)  # (batch, 1 + K, dim)
-        for block in enc.blocks:  # Eq. 2-3, on the visible patches only
-            x = block(x, training=training)
-        return enc.norm(x), mask, restore
+        return enc.transform(x, training=training), mask, restore  # Eq. 2-4, visible only
 
     def decode(self, tokens, restore, training=None):
         """tokens (batch, 1 + K, dim), restore (batch, N) -> pixels (batch, N, P*P*C)."""
@@ -219,83 +193,8 @@ class MaskedAutoencoder(keras.Model):
                 "seed": self.seed}
 
 
-def mae(encoder="fashion-small", **kwargs) -> MaskedAutoencoder:
+def masked_autoencoder(encoder="fashion-small", **kwargs) -> MaskedAutoencoder:
     """Build a :class:`MaskedAutoencoder` (built, ready to count parameters)."""
     model = MaskedAutoencoder(encoder, **kwargs)
     model.build()
     return model
-
-
-# --- The pretraining command --------------------------------------------------------------------
-
-RECIPE = {  # AdamW with beta_2 = 0.95 and weight decay 0.05, as in MAE (Appendix A.1)
-    "batch_size": 128, "peak_learning_rate": 1.5e-3, "weight_decay": 0.05, "beta_2": 0.95,
-    "warmup_epochs": 1, "max_shift": 2, "flip": True, "mask_ratio": 0.75,
-    "norm_pix_loss": False, "seed": 0,
-}
-
-
-def pretrain(epochs=8, out=None, overwrite=False, limit=None, recipe=RECIPE, command="",
-             verbose=2) -> tuple[MaskedAutoencoder, dict]:
-    """Pretrain ``mae("fashion-small")`` on the training images (no labels) for ``epochs``.
-
-    ``limit`` uses only the first ``limit`` images (for quick trials). Returns the model and
-    the record that is also written as JSON next to ``out`` (if given).
-    """
-    out = Path(out) if out else None
-    if out is not None and out.exists() and not overwrite:
-        raise FileExistsError(f"`out` {out} exists; pass --overwrite to replace it.")
-    epochs = _checks.positive_int("epochs", epochs)
-    keras.utils.set_random_seed(recipe["seed"])
-    x = load_fashion_mnist().x_train[:limit]
-    # Full batches only (59,904 of the 60,000 images): a smaller last batch would make XLA
-    # compile the training step a second time (about 40 s of CPU).
-    x = to_inputs(x[: max(1, len(x) // recipe["batch_size"]) * recipe["batch_size"]])
-    batches = AugmentedBatches(x, np.zeros(len(x), "int32"), recipe["batch_size"],
-                               recipe["max_shift"], recipe["flip"], seed=recipe["seed"])
-    model = mae(mask_ratio=recipe["mask_ratio"], norm_pix_loss=recipe["norm_pix_loss"],
-                seed=recipe["seed"])
-    schedule = WarmupCosine(recipe["peak_learning_rate"], recipe["warmup_epochs"] * len(batches),
-                            epochs * len(batches))
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe["weight_decay"],
-                                                   beta_2=recipe["beta_2"]),
-                  jit_compile=True)  # XLA: much faster on CPU (see vitlib.train)
-    build_optimizer(model)  # one trace of the training step, not two
-    start = time.perf_counter()
-    history = model.fit(batches, epochs=epochs, verbose=verbose)
-    seconds = time.perf_counter() - start
-    encoder = sum(int(np.prod(w.shape)) for w in model.encoder.weights) - sum(
-        int(np.prod(w.shape)) for w in model.encoder.head.weights)
-    record = {
-        "what": "MAE pretraining of vit('fashion-small') on the Fashion-MNIST training images "
-                "(labels unused); loss = mean squared error on the hidden patches",
-        "command": command, "epochs": epochs, "recipe": recipe, "train_images": len(x),
-        "parameters": {"encoder_without_head": encoder,
-                       "decoder": model.count_params() - model.encoder.count_params()},
-        "loss_per_epoch": [round(v, 5) for v in history.history["loss"]],
-        "training_seconds": round(seconds, 1),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(), "versions": versions(),
-    }
-    if out is not None:
-        save_checkpoint(model, record, out)
-    return model, record
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--out", default=None, help="the pretrained MAE (.keras)")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--limit", type=int, default=None, help="use only N training images")
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    refuse_existing_out(parser, args.out, args.overwrite)  # before any training
-    _, record = pretrain(args.epochs, args.out, args.overwrite, args.limit,
-                         command=shlex.join(["python", "-m", "vitlib.mae", *argv]))
-    print(json.dumps({k: record[k] for k in ("loss_per_epoch", "training_seconds")}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

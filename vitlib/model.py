@@ -24,18 +24,21 @@ class ViT(keras.Model):
 
     images (batch, image_size, image_size, channels), float -> logits (batch, num_classes).
     ``model(images, return_attention=True)`` also returns a list with one attention tensor
-    (batch, heads, tokens, tokens) per layer. ``model.encode(images)`` returns the normalised
-    tokens (batch, tokens, dim) before pooling.
+    (batch, heads, tokens, tokens) per layer. The steps are public, for models built on the
+    encoder (MAE, segmentation) and for inspection: ``embed`` (Eq. 1), ``transform`` (Eq. 2-4),
+    ``encode`` (both), ``pool`` and ``head``; ``num_prefix_tokens`` is 1 with a class token.
 
     ``pooling="cls"`` prepends a class token and classifies its output (the paper's default);
     ``pooling="mean"`` has no class token and averages the patch tokens (global average pooling).
-    ``position`` is ``"learned"``, ``"sincos"`` or ``"none"``.
+    ``position`` is ``"learned"``, ``"sincos"`` or ``"none"``. ``patch_method`` is ``"conv"``
+    or ``"dense"`` (the linear patch embedding E, two ways) or ``"hybrid"`` (the paper's CNN stem,
+    ``stem_width`` channels in its first convolution): see :class:`vitlib.PatchEmbedding`.
     """
 
     def __init__(self, image_size=224, patch_size=16, num_classes=1000, dim=768, depth=12,
                  num_heads=12, mlp_dim=3072, channels=3, pooling="cls", position="learned",
                  dropout=0.0, attention_dropout=0.0, patch_method="conv",
-                 layer_norm_epsilon=1e-6, **kwargs):
+                 layer_norm_epsilon=1e-6, stem_width=32, **kwargs):
         super().__init__(**kwargs)
         self.image_size = _checks.pair("image_size", image_size)
         self.patch_size = _checks.positive_int("patch_size", patch_size)
@@ -56,13 +59,15 @@ class ViT(keras.Model):
         self.position = _checks.one_of("position", position, set(PositionEmbedding.KINDS))
         self.dropout = _checks.probability("dropout", dropout)
         self.attention_dropout = _checks.probability("attention_dropout", attention_dropout)
-        self.patch_method = patch_method
+        self.patch_method = _checks.one_of("patch_method", patch_method,
+                                           set(PatchEmbedding.METHODS))
+        self.stem_width = _checks.positive_int("stem_width", stem_width)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
 
         self.grid_size = (self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size)
-        prefix = 1 if self.pooling == "cls" else 0
+        prefix = self.num_prefix_tokens
         self.patch_embedding = PatchEmbedding(self.patch_size, self.dim, method=patch_method,
-                                              name="patch_embedding")
+                                              stem_width=self.stem_width, name="patch_embedding")
         self.class_token = ClassToken(name="class_token") if prefix else None
         self.position_embedding = PositionEmbedding(self.grid_size, kind=self.position,
                                                     num_prefix_tokens=prefix,
@@ -78,14 +83,19 @@ class ViT(keras.Model):
         self.head = layers.Dense(self.num_classes, name="head")
 
     @property
+    def num_prefix_tokens(self) -> int:
+        """Tokens before the patch tokens: 1 (the class token) with ``pooling="cls"``, else 0."""
+        return int(self.pooling == "cls")
+
+    @property
     def num_tokens(self) -> int:
         """Tokens the encoder sees: patches, plus one class token with ``pooling="cls"``."""
-        return self.grid_size[0] * self.grid_size[1] + (self.pooling == "cls")
+        return self.grid_size[0] * self.grid_size[1] + self.num_prefix_tokens
 
     def build(self, input_shape=None):
         if input_shape is None:
             input_shape = (None, *self.image_size, self.channels)
-        self._check_images(input_shape)
+        self.check_images(input_shape)
         self.patch_embedding.build(input_shape)
         tokens = (input_shape[0], self.num_tokens, self.dim)
         if self.class_token is not None:
@@ -97,7 +107,9 @@ class ViT(keras.Model):
         self.head.build((input_shape[0], self.dim))
         self.built = True
 
-    def _check_images(self, shape):
+    def check_images(self, shape):
+        """Raise a ValueError naming ``images`` unless ``shape`` is (batch, H, W, channels) with
+        this model's image size; returns nothing."""
         shape = _checks.image_batch("images", shape, self.channels)
         if tuple(shape[1:3]) != self.image_size and None not in shape[1:3]:
             raise ValueError(
@@ -106,13 +118,19 @@ class ViT(keras.Model):
                 "build a model for the new size and use resize_position_embedding."
             )
 
-    def encode(self, images, training=None, return_attention=False):
-        """images (batch, H, W, C) -> normalised tokens (batch, tokens, dim) [, attention list]."""
-        self._check_images(ops.shape(images))
-        x = self.patch_embedding(images)  # (batch, N, dim)       Eq. 1
+    def embed(self, images, training=None):
+        """Eq. 1: images (batch, H, W, C) -> z_0 (batch, tokens, dim), the patch tokens with the
+        class token first (``pooling="cls"``) and the position embedding added."""
+        self.check_images(ops.shape(images))
+        x = self.patch_embedding(images, training=training)  # (batch, N, dim)
         if self.class_token is not None:
             x = self.class_token(x)  # (batch, 1 + N, dim)
-        x = self.embedding_dropout(self.position_embedding(x), training=training)
+        return self.embedding_dropout(self.position_embedding(x), training=training)
+
+    def transform(self, x, training=None, return_attention=False):
+        """Eq. 2-4: tokens (batch, tokens, dim) -> the encoder's normalised output, same shape
+        [, a list of attention weights (batch, heads, tokens, tokens), one per block]. Any number
+        of tokens works (MAE passes only the visible ones)."""
         attention = []
         for block in self.blocks:  # Eq. 2-3
             if return_attention:
@@ -122,6 +140,12 @@ class ViT(keras.Model):
                 x = block(x, training=training)
         x = self.norm(x)  # Eq. 4 (applied to every token)
         return (x, attention) if return_attention else x
+
+    def encode(self, images, training=None, return_attention=False):
+        """images (batch, H, W, C) -> normalised tokens (batch, tokens, dim) [, attention list]:
+        ``transform(embed(images))``."""
+        return self.transform(self.embed(images, training=training), training=training,
+                              return_attention=return_attention)
 
     def pool(self, tokens):
         """(batch, tokens, dim) -> (batch, dim): the class token, or the mean of the patch tokens."""
@@ -144,8 +168,14 @@ class ViT(keras.Model):
             "num_heads": self.num_heads, "mlp_dim": self.mlp_dim, "channels": self.channels,
             "pooling": self.pooling, "position": self.position, "dropout": self.dropout,
             "attention_dropout": self.attention_dropout, "patch_method": self.patch_method,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "layer_norm_epsilon": self.layer_norm_epsilon, "stem_width": self.stem_width,
         }
+
+
+def architecture(model: keras.Model) -> dict:
+    """The constructor arguments of ``model`` (a ViT, or any vitlib model): its config without
+    Keras' ``name``, ``trainable`` and ``dtype``, to build a fresh model of the same kind."""
+    return {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
 
 
 def vit(name: str, **overrides) -> ViT:

@@ -70,21 +70,43 @@ def patches_to_images(patches, patch_size: int, grid_size=None):
 
 @keras.saving.register_keras_serializable(package="vitlib")
 class PatchEmbedding(layers.Layer):
-    """Linear projection of flattened patches (the matrix E of Eq. 1).
+    """Patches to tokens: the matrix E of Eq. 1, or the paper's hybrid stem (Section 3.1).
 
-    images (batch, height, width, channels) -> tokens (batch, tokens, dim).
+    images (batch, height, width, channels) -> tokens (batch, tokens, dim),
+    tokens = (height / patch_size) * (width / patch_size), in row-major order.
 
     ``method="conv"`` uses a Conv2D with kernel = stride = patch size (what ViT code does);
     ``method="dense"`` flattens the patches and applies a Dense layer. The two compute the
     same function: ``dense.kernel = conv.kernel.reshape(-1, dim)`` (see notebook 01).
+    ``method="hybrid"`` forms the tokens from a small CNN's feature map instead (the paper's
+    hybrid): log2(patch_size) 3x3 convolutions of stride 2 (``stem_width``, then twice as many
+    channels each time; batch normalisation, ReLU) reach the same grid, and a 1x1 convolution
+    (patches "of spatial size 1x1") maps each position to ``dim``. ``patch_size`` must then be
+    a power of 2.
     """
 
-    def __init__(self, patch_size: int, dim: int, method: str = "conv", **kwargs):
+    METHODS = ("conv", "dense", "hybrid")
+
+    def __init__(self, patch_size: int, dim: int, method: str = "conv", stem_width: int = 32,
+                 **kwargs):
         super().__init__(**kwargs)
         self.patch_size = _checks.positive_int("patch_size", patch_size)
         self.dim = _checks.positive_int("dim", dim)
-        self.method = _checks.one_of("method", method, {"conv", "dense"})
-        if self.method == "conv":
+        self.method = _checks.one_of("method", method, set(self.METHODS))
+        self.stem_width = _checks.positive_int("stem_width", stem_width)
+        self.stem = []
+        if self.method == "hybrid":
+            steps = self.patch_size.bit_length() - 1
+            if self.patch_size != 2**steps or steps == 0:
+                raise ValueError(
+                    f"`patch_size` must be a power of 2 (2, 4, 8, ...) with method='hybrid' "
+                    f"(each stride-2 convolution halves the grid), got {patch_size}.")
+            for i in range(steps):
+                self.stem += [layers.Conv2D(self.stem_width * 2**i, 3, strides=2, padding="same",
+                                            use_bias=False, name=f"stem_conv_{i}"),
+                              layers.BatchNormalization(name=f"stem_norm_{i}")]
+            self.projection = layers.Conv2D(self.dim, 1, name="conv")
+        elif self.method == "conv":
             self.projection = layers.Conv2D(
                 self.dim, self.patch_size, strides=self.patch_size, padding="valid", name="conv"
             )
@@ -97,17 +119,24 @@ class PatchEmbedding(layers.Layer):
             raise ValueError("`images` must have a known number of channels (last axis).")
         self.grid_size = (gh, gw)
         self.channels = c
-        if self.method == "conv":
-            self.projection.build(input_shape)
-        else:
+        shape = tuple(input_shape)
+        for layer in self.stem:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        if self.method == "dense":
             self.projection.build((input_shape[0], gh * gw, self.patch_size**2 * c))
+        else:
+            self.projection.build(shape)
 
-    def call(self, images):
+    def call(self, images, training=None):
         _checks.image_batch("images", ops.shape(images), self.channels)
-        if self.method == "conv":
-            x = self.projection(images)  # (batch, gh, gw, dim)
-            return ops.reshape(x, (-1, x.shape[1] * x.shape[2], self.dim))
-        return self.projection(extract_patches(images, self.patch_size))
+        if self.method == "dense":
+            return self.projection(extract_patches(images, self.patch_size))
+        x = images
+        for conv, norm in zip(self.stem[::2], self.stem[1::2], strict=True):
+            x = ops.relu(norm(conv(x), training=training))
+        x = self.projection(x)  # (batch, gh, gw, dim)
+        return ops.reshape(x, (-1, x.shape[1] * x.shape[2], self.dim))
 
     def compute_output_shape(self, input_shape):
         gh, gw, _ = _grid(input_shape, self.patch_size)
@@ -115,4 +144,4 @@ class PatchEmbedding(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "patch_size": self.patch_size, "dim": self.dim,
-                "method": self.method}
+                "method": self.method, "stem_width": self.stem_width}

@@ -1,6 +1,6 @@
 """Pictures of what a ViT computes: attention maps, rollout, distances, embeddings (notebook 07).
 
-Matplotlib helpers on top of :mod:`vitlib.inspect`. Each returns its matplotlib ``Figure`` (or the
+Matplotlib helpers on top of :mod:`vitlib.explain`. Each returns its matplotlib ``Figure`` (or the
 ``Axes`` it drew on) and leaves ``plt.show()`` to the notebook. Every heat map has a colour bar,
 every axis a label. Images are (H, W, C) floats; one channel is drawn in grey.
 
@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from . import inspect
+from . import explain
 
 __all__ = [
     "AttentionExplorer", "attention_explorer", "plot_attention_distance", "show_attention_grid",
@@ -56,7 +56,7 @@ def show_attention_grid(image, maps, title: str = "Class-token attention per lay
                         overlay: bool = True, figsize=None) -> Figure:
     """One image and its attention maps, a row per layer and a column per head.
 
-    image (H, W, C); maps (layers, heads, rows, cols), e.g. ``inspect.cls_attention(...)[:, i]``
+    image (H, W, C); maps (layers, heads, rows, cols), e.g. ``explain.cls_attention(...)[:, i]``
     for image i. Each layer (row) has its own colour scale and colour bar (attention weight).
     """
     maps = np.asarray(maps)
@@ -124,7 +124,7 @@ def plot_attention_distance(distances, ax=None, reference: float | None = None,
                             title: str = "Mean attention distance per head") -> plt.Axes:
     """Scatter of mean attention distance (pixels) against layer, one dot per head (Figure 7, right).
 
-    distances (layers, heads), as from :func:`vitlib.inspect.mean_attention_distance`. Dots of one
+    distances (layers, heads), as from :func:`vitlib.explain.mean_attention_distance`. Dots of one
     head share a colour; ``reference`` (pixels) draws a dashed line, e.g. the distance of uniform
     attention.
     """
@@ -151,7 +151,7 @@ def plot_attention_distance(distances, ax=None, reference: float | None = None,
 
 def show_position_similarity(similarity, step: int = 1,
                              title: str = "Position embedding similarity") -> Figure:
-    """The grid of cosine-similarity maps of :func:`vitlib.inspect.position_similarity` (Figure 7, centre).
+    """The grid of cosine-similarity maps of :func:`vitlib.explain.position_similarity` (Figure 7, centre).
 
     similarity (rows, cols, rows, cols): the small map at grid place (r, c) is position (r, c)'s
     similarity with every position. Every ``step``-th row and column of positions is drawn. The
@@ -188,7 +188,7 @@ def show_position_similarity(similarity, step: int = 1,
 
 def show_filters(filters, explained=None, ncols: int = 8,
                  title: str = "Principal components of the patch embedding E") -> Figure:
-    """Draw filters (k, p, p, channels), e.g. from :func:`vitlib.inspect.patch_filters` (Figure 7, left).
+    """Draw filters (k, p, p, channels), e.g. from :func:`vitlib.explain.patch_filters` (Figure 7, left).
 
     Each filter is divided by its largest absolute value. One channel: a diverging colour map with
     a colour bar (negative blue, positive red); three channels: RGB, with 0 at mid-grey.
@@ -228,11 +228,11 @@ def _geometry(model, images, attentions, grid_size, patch_size, num_prefix_token
     if attentions is None:
         if model is None:
             raise ValueError("Pass a `model` or precomputed `attentions`.")
-        attentions = inspect.attention_maps(model, images)
+        attentions = explain.attention_maps(model, images)
     if model is not None:
         grid_size = model.grid_size if grid_size is None else grid_size
         patch_size = model.patch_size if patch_size is None else patch_size
-        num_prefix_tokens = (inspect.num_prefix_tokens(model) if num_prefix_tokens is None
+        num_prefix_tokens = (explain.num_prefix_tokens(model) if num_prefix_tokens is None
                              else num_prefix_tokens)
     missing = [n for n, v in [("grid_size", grid_size), ("patch_size", patch_size),
                               ("num_prefix_tokens", num_prefix_tokens)] if v is None]
@@ -257,7 +257,7 @@ class AttentionExplorer:
     ``head`` (IntSlider, counted from 0 as in the code; the picture says "layer 1" for 0),
     ``mean_heads`` (Checkbox), and ``row`` / ``col`` (IntSlider) for the query patch; the picture is
     ``picture`` (an ``ipywidgets.Image`` holding a PNG) and ``caption`` (HTML). Changing any control
-    calls :meth:`update`, which recomputes the map with :func:`vitlib.inspect.query_attention`
+    calls :meth:`update`, which recomputes the map with :func:`vitlib.explain.query_attention`
     and stores it in ``weights`` (rows, cols) and ``to_prefix``.
     """
 
@@ -298,7 +298,7 @@ class AttentionExplorer:
     def update(self, change=None):
         """Recompute the map for the current controls and redraw the picture (a widget callback)."""
         i, layer, head, (r, c) = self.selection
-        self.weights, self.to_prefix = inspect.query_attention(
+        self.weights, self.to_prefix = explain.query_attention(
             self.attentions, i, layer, head, (r, c), self.grid_size, self.num_prefix_tokens)
         fig = Figure(figsize=(6.4, 3.0))
         left, right = fig.subplots(1, 2)
@@ -355,7 +355,7 @@ def static_explorer_figure(model, images, image_index: int = 0, queries=None,
     layers = list(range(len(attentions))) if layers is None else list(layers)
     if queries is None:
         queries = [(grid[0] * f // 4, grid[1] * f // 4) for f in (1, 2, 3)]
-    maps = [[inspect.query_attention(attentions, image_index, layer, head, q, grid, prefix)[0]
+    maps = [[explain.query_attention(attentions, image_index, layer, head, q, grid, prefix)[0]
              for layer in layers] for q in queries]
     vmax = max(float(m.max()) for row in maps for m in row)
     fig, axes = plt.subplots(len(queries), len(layers), squeeze=False,

@@ -1,38 +1,20 @@
-"""Records of measurements: what every course command writes next to its results.
+"""Where a measurement was made: machine, library versions, load average.
 
-Each command that trains or measures something (``vitlib.compare``, ``vitlib.mae``,
-``vitlib.label_efficiency``, ``vitlib.digits_transfer``, ``benchmarks/``) stores with its numbers the
-machine, the library versions and the load average, so that a reader can tell where and under what
-conditions they were measured. Results files are never replaced without ``overwrite``.
+Every experiment command and benchmark (``experiments/``, ``benchmarks/``; their records are
+written by ``experiments/harness.py``) stores these with its numbers, so that a reader can tell
+where and under what conditions they were measured; notebook 00 prints them for the learner's own
+machine.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import os
 import platform
 from pathlib import Path
 
 import keras
 import numpy as np
-
-
-def write_results(record: dict, path, overwrite: bool = False) -> Path:
-    """Write ``record`` as JSON to ``path``; refuse to replace an existing file unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"`out` {path} exists; pass --overwrite to replace it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
-
-
-def refuse_existing_out(parser, out, overwrite: bool) -> None:
-    """For a command line: stop with a usage error, before any work, if ``--out`` exists and
-    ``--overwrite`` was not given."""
-    if out and Path(out).exists() and not overwrite:
-        parser.error(f"--out {out} exists; pass --overwrite to replace it.")
 
 
 def versions() -> dict:

@@ -13,44 +13,32 @@ course's trained classifier with a new head and its position embedding resized t
 (:func:`segmenter_from_classifier`). Scores: per-patch accuracy and mean intersection over union
 (:func:`mean_iou`).
 
-Command (fine-tunes the shipped encoder; seeded; writes a JSON record next to the checkpoint and
-never overwrites without ``--overwrite``)::
-
-    python -m vitlib.segment --out data/vit_fashion_segment.keras
+``python -m experiments.segment`` fine-tunes the shipped classifier as a segmenter and ships
+``data/vit_fashion_segment.keras``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
 from . import _checks
-from .course_files import sha256
-from .data import CLASS_NAMES, load_fashion_mnist
+from .data import CLASS_NAMES
 from .finetune import copy_encoder
-from .model import ViT
-from .records import machine_summary
-from .train import WarmupCosine, build_optimizer, save_checkpoint
+from .model import ViT, architecture
 
 #: Label names of the segmentation task: 0 is the background, 1 + c is Fashion-MNIST class c.
 LABEL_NAMES = ("background", *CLASS_NAMES)
 NUM_LABELS = len(LABEL_NAMES)  # 11
-#: The settings of the shipped run (and the defaults of the command).
+#: The task and training settings of the shipped segmenter (the defaults of the command).
 DEFAULTS = {
     "canvas_size": 56, "items": (2, 3), "threshold": 0.25, "train_canvases": 8000,
     "test_canvases": 300, "epochs": 2, "batch_size": 8, "peak_learning_rate": 2e-3,
     "weight_decay": 0.05, "warmup_fraction": 0.1, "seed": 0, "test_seed": 1,
 }
-CHECKPOINT = "data/vit_fashion_segment.keras"
-ENCODER = "data/vit_fashion_small.keras"
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -66,10 +54,6 @@ class PatchSegmenter(ViT):
     The class token (``pooling="cls"``) stays in the encoder, where every patch can attend to it,
     but gets no label.
     """
-
-    @property
-    def num_prefix_tokens(self) -> int:
-        return int(self.pooling == "cls")
 
     def call(self, images, training=None, return_attention=False):
         out = self.encode(images, training=training, return_attention=return_attention)
@@ -94,9 +78,7 @@ def segmenter_from_classifier(classifier, image_size, num_classes: int = NUM_LAB
     """
     if not isinstance(classifier, ViT):
         raise ValueError(f"`classifier` must be a vitlib.ViT, got {type(classifier).__name__}.")
-    config = {k: v for k, v in classifier.get_config().items()
-              if k not in ("name", "trainable", "dtype")}
-    model = PatchSegmenter(**{**config, "image_size": image_size, "num_classes": num_classes})
+    model = PatchSegmenter(**{**architecture(classifier), "image_size": image_size, "num_classes": num_classes})
     model.build()
     return copy_encoder(classifier, model) if pretrained else model
 
@@ -239,8 +221,7 @@ class _Tokens(keras.Model):
         self.vit = vit
 
     def call(self, images):
-        prefix = self.vit.num_tokens - self.vit.grid_size[0] * self.vit.grid_size[1]
-        return self.vit.encode(images)[:, prefix:]
+        return self.vit.encode(images)[:, self.vit.num_prefix_tokens:]
 
 
 def patch_tokens(model, x, batch_size: int = 100, jit_compile="auto") -> np.ndarray:
@@ -334,80 +315,3 @@ def make_task(data, split: str, settings=DEFAULTS, patch_size: int = 4):
     c = make_canvases(images, labels, count, size=s["canvas_size"], items=tuple(s["items"]),
                       threshold=s["threshold"], seed=seed)
     return c.x, patch_labels(c.mask, patch_size)
-
-
-def compile_segmenter(model, steps: int, settings=DEFAULTS):
-    """AdamW with linear warm-up and cosine decay (:class:`vitlib.train.WarmupCosine`), cross-entropy
-    on every patch, XLA-compiled like :func:`vitlib.train.compile_for_training`."""
-    schedule = WarmupCosine(settings["peak_learning_rate"],
-                            int(settings["warmup_fraction"] * steps), steps)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings["weight_decay"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=True)
-    return build_optimizer(model)  # one trace of the training step, not two
-
-
-def train_segmenter(encoder=ENCODER, out=None, overwrite=False, pretrained=True, verbose=2,
-                    command="", **changes) -> dict:
-    """Fine-tune the encoder checkpoint ``encoder`` as a :class:`PatchSegmenter` on canvases.
-
-    ``changes`` override :data:`DEFAULTS`. Returns the record (also written next to ``out`` as JSON):
-    the command, the settings, the encoder file and its SHA-256, the training time, the machine and
-    the test scores (per-patch accuracy, mean IoU, IoU per label) on the test canvases.
-    """
-    unknown = set(changes) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
-    settings = {**DEFAULTS, **changes}
-    out = Path(out) if out else None
-    if out is not None and out.exists() and not overwrite:
-        raise FileExistsError(f"`out` {out} exists; pass --overwrite to replace it.")
-    keras.utils.set_random_seed(settings["seed"])
-    classifier = keras.saving.load_model(encoder, safe_mode=True)
-    model = segmenter_from_classifier(classifier, settings["canvas_size"], NUM_LABELS, pretrained)
-    data = load_fashion_mnist()
-    x, y = make_task(data, "train", settings, model.patch_size)
-    x_test, y_test = make_task(data, "test", settings, model.patch_size)
-    steps = settings["epochs"] * -(-len(x) // settings["batch_size"])
-    compile_segmenter(model, steps, settings)
-    start = time.perf_counter()
-    history = model.fit(x, y, batch_size=settings["batch_size"], epochs=settings["epochs"],
-                        shuffle=True, verbose=verbose)
-    seconds = time.perf_counter() - start
-    record = {
-        "command": command,
-        "encoder": Path(encoder).name,  # with pretrained=False only its architecture is used
-        "encoder_sha256": sha256(encoder) if pretrained else None,
-        "pretrained": pretrained, "settings": settings, "patch_size": model.patch_size,
-        "parameters": model.count_params(), "training_seconds": round(seconds, 1),
-        "train_loss": [round(v, 4) for v in history.history["loss"]],
-        "test": scores(y_test, predict_labels(model, x_test)),
-        "machine": machine_summary(),
-    }
-    if out is not None:
-        save_checkpoint(model, record, out)
-    return record
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--encoder", default=ENCODER, help="the classifier checkpoint to start from")
-    parser.add_argument("--out", default=None, help="checkpoint path (.keras); a .json record goes next to it")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--scratch", action="store_true", help="random encoder weights (a baseline)")
-    for key in ("train_canvases", "test_canvases", "epochs", "batch_size", "seed"):
-        parser.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULTS[key])
-    parser.add_argument("--peak-learning-rate", type=float, default=DEFAULTS["peak_learning_rate"])
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    changes = {k: getattr(args, k) for k in ("train_canvases", "test_canvases", "epochs",
-                                             "batch_size", "seed", "peak_learning_rate")}
-    record = train_segmenter(args.encoder, args.out, args.overwrite, pretrained=not args.scratch,
-                             command=" ".join(["python -m vitlib.segment", *argv]), **changes)
-    print(json.dumps({"test": {k: record["test"][k] for k in ("patch_accuracy", "mean_iou")},
-                      "training_seconds": record["training_seconds"]}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Label efficiency (ラベル効率): does MAE pretraining help when only a few images are labelled?
 
-    python -m vitlib.label_efficiency --fractions 0.01 0.05 0.1 \\
+    python -m experiments.label_efficiency --fractions 0.01 0.05 0.1 \\
         --encoder data/mae_fashion_small.keras --out data/label_efficiency.json
 
 For each fraction f it draws a seeded, class-balanced subset of the 60,000 labelled training
@@ -16,10 +16,7 @@ tested on all 10,000 test images. An existing ``--out`` is never overwritten wit
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -27,15 +24,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .compare import EndlessBatches
-from .data import load_fashion_mnist
-from .finetune import copy_encoder
-from .mae import MaskedAutoencoder
-from .model import ViT, vit
-from .records import load_average, machine, refuse_existing_out, versions, write_results
-from .train import RECIPE, compile_for_training, evaluate, to_inputs
+from experiments import harness
+from vitlib.compare import EndlessBatches
+from vitlib.course_files import MAE
+from vitlib.data import load_fashion_mnist
+from vitlib.finetune import copy_encoder
+from vitlib.mae import MaskedAutoencoder
+from vitlib.model import ViT, vit
+from vitlib.records import load_average
+from vitlib.train import RECIPE, accuracy, compile_for_training, to_inputs
 
-STEPS = 250  # per run: 6 runs (3 fractions) take about 7-8 minutes on 2 CPU cores (main())
+MODULE = "experiments.label_efficiency"
+STEPS = 250  # training steps per run
 
 
 def balanced_subset(labels, fraction: float, seed: int = 0) -> np.ndarray:
@@ -58,7 +58,7 @@ def load_encoder(path) -> ViT:
     """The pretrained ViT in ``path``: the encoder of a saved MAE, or a saved ViT."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"`encoder` {path} does not exist; make it with "
-                                "`python -m vitlib.mae --out data/mae_fashion_small.keras`.")
+                                "`python -m experiments.mae --out data/mae_fashion_small.keras`.")
     loaded = keras.saving.load_model(path, safe_mode=True)
     if isinstance(loaded, MaskedAutoencoder):
         return loaded.encoder
@@ -89,6 +89,7 @@ def label_efficiency(fractions, encoder_path, steps=STEPS, recipe=RECIPE, comman
     """Run the experiment of the module docstring and return the record."""
     pretrained = load_encoder(encoder_path)
     data = load_fashion_mnist()
+    record = harness.header(command)
     runs, start = [], time.perf_counter()
     for i, fraction in enumerate(fractions):
         idx = balanced_subset(data.y_train, fraction, recipe["seed"])
@@ -99,44 +100,39 @@ def label_efficiency(fractions, encoder_path, steps=STEPS, recipe=RECIPE, comman
             run = {"fraction": fraction, "train_images": len(idx), "init": init, "steps": steps,
                    "epochs": round(steps * recipe["batch_size"] / len(idx), 1),
                    "train_seconds": round(seconds, 1),
-                   "test_accuracy": round(evaluate(model, data.x_test, data.y_test), 4),
+                   "test_accuracy": round(accuracy(model, to_inputs(data.x_test), data.y_test), 4),
                    "load_average_at_start": load}
             runs.append(run)
             log(json.dumps(run))
-    return {
+    record.update({
         "what": "Test accuracy (10,000 Fashion-MNIST test images) of vit('fashion-small') "
                 "fine-tuned from a pretrained encoder vs trained from scratch, on class-balanced "
                 "fractions of the labelled training images; same seed, recipe and steps.",
-        "command": command, "encoder": str(encoder_path),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(), "versions": versions(), "recipe": recipe, "steps": steps,
-        "schedule": "WarmupCosine: warm-up over the first tenth of the steps, cosine to 0",
+        "encoder": str(encoder_path), "recipe": recipe, "steps": steps,
+        "schedule": "warm-up over the first tenth of the steps, cosine to 0",
         "total_seconds": round(time.perf_counter() - start, 1),
         "runs": runs,
-    }
+    })
+    return harness.finish(record)
 
 
 def main(argv=None) -> int:
-    """Command line. Time on 2 CPU cores, estimated from CPU time measured under shared load:
-    a step of batch 128 about 0.22 s, plus about 17 s per run for XLA's compilation and the test."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.05, 0.1])
-    parser.add_argument("--encoder", default="data/mae_fashion_small.keras")
-    parser.add_argument("--steps", type=int, default=STEPS, help="training steps per run")
-    parser.add_argument("--out", default=None, help="results file (.json)")
-    parser.add_argument("--overwrite", action="store_true")
+    p = harness.parser(__doc__.split("\n\n")[0])
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.05, 0.1])
+    p.add_argument("--encoder", default=f"data/{MAE}")
+    p.add_argument("--steps", type=harness.positive_int, default=STEPS, help="training steps per run")
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    refuse_existing_out(parser, args.out, args.overwrite)  # before any training
-    for f in args.fractions:
-        balanced_subset([0], f)  # checks every fraction before any training
-    if args.steps < 1:
-        parser.error(f"--steps must be a positive integer, got {args.steps}.")
+    args = p.parse_args(argv)
+    harness.check_out(p, args)
+    try:
+        for f in args.fractions:
+            balanced_subset([0], f)  # checks every fraction before any training
+    except ValueError as error:
+        p.error(f"--fractions: {error}")
     record = label_efficiency(args.fractions, args.encoder, args.steps,
-                              command=shlex.join(["python", "-m", "vitlib.label_efficiency",
-                                                  *argv]))
+                              command=harness.command_line(MODULE, argv))
     if args.out:
-        write_results(record, args.out, overwrite=args.overwrite)
+        harness.write_record(record, args.out, overwrite=args.overwrite)
     for init in ("mae", "scratch"):
         print(init, {r["fraction"]: r["test_accuracy"] for r in record["runs"] if r["init"] == init})
     return 0

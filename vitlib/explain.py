@@ -35,6 +35,8 @@ __all__ = [
 
 def num_prefix_tokens(model) -> int:
     """Tokens before the patches: 1 for a class-token ViT (``pooling="cls"``), 0 for mean pooling."""
+    if isinstance(getattr(model, "num_prefix_tokens", None), int):
+        return model.num_prefix_tokens  # a vitlib.ViT
     return 1 if getattr(model, "pooling", "cls") == "cls" else 0
 
 

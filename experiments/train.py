@@ -1,0 +1,151 @@
+"""Train a ViT on Fashion-MNIST with the course's recipe and ship it as a checkpoint.
+
+    python -m experiments.train --model fashion-medium --epochs 60 --val-images 5000 \
+        --out data/vit_fashion_medium.keras
+
+``--val-images`` training images (a seeded random subset) are held out as a validation split:
+their accuracy after every epoch is recorded, for choosing models and recipes without looking at
+the test set, which is evaluated once, at the end. The model is ``vitlib.vit(--model)`` with the
+``--set`` changes (e.g. ``patch_method=hybrid`` for the paper's CNN stem); the recipe is
+``vitlib.train.RECIPE`` with the ``--recipe`` changes. Next to the checkpoint a JSON record keeps
+the command, the recipe, the split, the training time, the accuracies and the machine.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+from experiments import harness
+from vitlib.configs import vit_config
+from vitlib.data import load_fashion_mnist
+from vitlib.model import ViT, vit
+from vitlib.records import load_average, machine_summary
+from vitlib.train import RECIPE, accuracy, to_inputs, train
+
+MODULE = "experiments.train"
+
+
+class EpochAccuracy(keras.callbacks.Callback):
+    """Accuracy on held-out images after each epoch (learning curves); its time is not training time."""
+
+    def __init__(self, x, y, name):
+        super().__init__()
+        self.x, self.y, self.name, self.accuracy = x, y, name, []
+        self.seconds = self.cpu_seconds = 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        self.accuracy.append(round(accuracy(self.model, self.x, self.y), 4))
+        self.seconds += time.perf_counter() - start
+        self.cpu_seconds += time.process_time() - cpu_start
+        print(f"epoch {epoch + 1}: {self.name} accuracy {self.accuracy[-1]:.4f}", flush=True)
+
+
+def validation_split(n: int, val_images: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation) of ``n`` training images: ``val_images`` of them, drawn by a
+    seeded permutation, are held out for model selection (the test set is never used for it)."""
+    if not 0 <= val_images < n:
+        raise ValueError(f"`val_images` must be in [0, {n}), got {val_images}.")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[val_images:]), np.sort(order[:val_images])
+
+
+def _load() -> float | None:
+    return (load_average() or [None])[0]
+
+
+def run(model_name="fashion-small", epochs=10, limit=None, recipe=RECIPE, verbose=2,
+        curves=False, command="", val_images=0, model=None, **overrides) -> tuple:
+    """Train ``model`` (default: a new ``vit(model_name, **overrides)``) and return
+    ``(model, record)``. ``limit`` keeps only the first ``limit`` training images (quick trials);
+    ``curves`` also records the test accuracy after every epoch (for figures only)."""
+    data = load_fashion_mnist()
+    train_idx, val_idx = validation_split(len(data.y_train), val_images, recipe["seed"])
+    x, y = to_inputs(data.x_train[train_idx]), data.y_train[train_idx]
+    if limit:
+        x, y = x[:limit], y[:limit]
+    keras.utils.set_random_seed(recipe["seed"])
+    model = model if model is not None else vit(model_name, **overrides)
+    callbacks = []
+    if val_images:
+        callbacks.append(EpochAccuracy(to_inputs(data.x_train[val_idx]), data.y_train[val_idx],
+                                       "validation"))
+    if curves:
+        callbacks.append(EpochAccuracy(to_inputs(data.x_test), data.y_test, "test"))
+    by_name = {c.name: c.accuracy for c in callbacks}
+    start, cpu_start, load_start = time.perf_counter(), time.process_time(), _load()
+    history = train(model, x, y, epochs, recipe, callbacks, verbose)
+    seconds = time.perf_counter() - start - sum(c.seconds for c in callbacks)
+    cpu_seconds = time.process_time() - cpu_start - sum(c.cpu_seconds for c in callbacks)
+    test = accuracy(model, to_inputs(data.x_test), data.y_test)
+    record = {
+        "command": command,
+        "model": model_name, "overrides": overrides, "epochs": epochs, "recipe": recipe,
+        "train_images": len(x), "validation_images": int(val_images),
+        "validation_split": f"seeded permutation of the 60,000 training images (seed {recipe['seed']})",
+        "parameters": model.count_params(),
+        "training_seconds": round(seconds, 1),
+        # CPU time of this process (all cores) over the cores: about the wall time on an idle
+        # machine, much less sensitive to other jobs than training_seconds.
+        "training_cpu_seconds_per_core": round(cpu_seconds / (os.cpu_count() or 1), 1),
+        "load_average": [load_start, _load()],
+        "test_accuracy": round(test, 4),
+        "train_loss": [round(v, 4) for v in history.history["loss"]],
+        "train_accuracy": [round(v, 4) for v in history.history["accuracy"]],
+        "validation_accuracy_per_epoch": by_name.get("validation"),
+        "test_accuracy_per_epoch": by_name.get("test"),
+        "machine": machine_summary(),
+    }
+    return model, record
+
+
+def model_arguments(name: str) -> dict:
+    """Every argument of ``vitlib.ViT`` with its value for the named model (what ``--set`` may
+    change)."""
+    defaults = {k: p.default for k, p in inspect.signature(ViT.__init__).parameters.items()
+                if p.default is not p.empty}
+    return {**defaults, **vit_config(name)}
+
+
+def main(argv=None) -> int:
+    p = harness.parser(__doc__.split("\n\n")[0], "checkpoint path (.keras); its record goes beside it")
+    p.add_argument("--model", default="fashion-small", help="a name of vitlib.CONFIGS")
+    p.add_argument("--epochs", type=harness.positive_int, default=10)
+    p.add_argument("--limit", type=harness.positive_int, default=None,
+                   help="use only the first N training images (quick trials)")
+    p.add_argument("--val-images", type=int, default=5000,
+                   help="training images held out for validation (model selection); default 5000")
+    p.add_argument("--curves", action="store_true", help="test accuracy after every epoch")
+    p.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE",
+                   help=f"recipe changes, e.g. batch_size=128; keys: {', '.join(RECIPE)}")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="model changes, e.g. dim=96 patch_method=hybrid")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args(argv)
+    harness.check_out(p, args)
+    try:
+        recipe = harness.settings(args.recipe, RECIPE, "--recipe")
+        defaults = model_arguments(args.model)
+        overrides = harness.settings(args.set, defaults, "--set")
+        overrides = {k: v for k, v in overrides.items() if defaults[k] != v}
+        if not 0 <= args.val_images < 60_000:
+            raise ValueError(f"--val-images must be in [0, 60000), got {args.val_images}.")
+    except ValueError as error:
+        p.error(str(error))
+    model, record = run(args.model, args.epochs, args.limit, recipe, curves=args.curves,
+                        val_images=args.val_images, command=harness.command_line(MODULE, argv),
+                        **overrides)
+    if args.out:
+        harness.save_model(model, record, args.out, overwrite=args.overwrite)
+    print({k: record[k] for k in ("test_accuracy", "training_seconds", "parameters")})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
