@@ -91,7 +91,7 @@ def render(record: dict) -> str:
         rows.append(("pure ViT, same recipe and epochs" if alike else "pure ViT (--pure)", pure))
     if shipped:
         rows.append(("pure ViT, shipped checkpoint", shipped))
-    lines = [f"## Toward the 92% target: the paper's hybrid, {h['epochs']} epochs, recipe changes: "
+    lines = [f"## The paper's hybrid against the pure ViT, {h['epochs']} epochs, recipe changes: "
              f"{_changes(h['recipe'], course)}", "",
              WHAT, "", harness.describe_run(record), "",
              "| model | parameters | epochs x images | recipe (changes to vitlib.train.RECIPE) "

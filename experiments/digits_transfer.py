@@ -31,7 +31,7 @@ from experiments import harness
 from vitlib.course_files import CLASSIFIER, sha256
 from vitlib.data import load_digits
 from vitlib.finetune import freeze_encoder, with_new_head
-from vitlib.model import ViT, architecture
+from vitlib.model import ViT, architecture, load_model
 from vitlib.train import accuracy, compile_for_training
 
 MODULE = "experiments.digits_transfer"
@@ -89,7 +89,7 @@ def run_one(init: str, pretrained: ViT, data, seed: int = 0) -> float:
 
 def run(seeds=(0,), checkpoint=CHECKPOINT, command="", log=print) -> dict:
     """Every init for every seed; returns the record."""
-    pretrained = keras.saving.load_model(checkpoint, safe_mode=True)
+    pretrained = load_model(checkpoint)
     data = load_digits(IMAGE_SIZE, TRAIN_IMAGES)
     record = harness.header(command)
     runs, start = [], time.perf_counter()

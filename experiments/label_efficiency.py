@@ -30,7 +30,7 @@ from vitlib.course_files import MAE
 from vitlib.data import load_fashion_mnist
 from vitlib.finetune import copy_encoder
 from vitlib.mae import MaskedAutoencoder
-from vitlib.model import ViT, vit
+from vitlib.model import ViT, load_model, vit
 from vitlib.records import load_average
 from vitlib.train import RECIPE, accuracy, compile_for_training, to_inputs
 
@@ -59,7 +59,7 @@ def load_encoder(path) -> ViT:
     if not Path(path).is_file():
         raise FileNotFoundError(f"`encoder` {path} does not exist; make it with "
                                 "`python -m experiments.mae --out data/mae_fashion_small.keras`.")
-    loaded = keras.saving.load_model(path, safe_mode=True)
+    loaded = load_model(path)
     if isinstance(loaded, MaskedAutoencoder):
         return loaded.encoder
     if isinstance(loaded, ViT):

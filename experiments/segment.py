@@ -20,6 +20,7 @@ import keras
 from experiments import harness
 from vitlib.course_files import CLASSIFIER, sha256
 from vitlib.data import load_fashion_mnist
+from vitlib.model import load_model
 from vitlib.records import machine_summary
 from vitlib.segment import (
     DEFAULTS,
@@ -48,7 +49,7 @@ def compile_segmenter(model, steps: int, settings=DEFAULTS):
 def run(encoder=ENCODER, pretrained=True, verbose=2, command="", settings=DEFAULTS):
     """Fine-tune the classifier checkpoint ``encoder`` as a segmenter; returns (model, record)."""
     keras.utils.set_random_seed(settings["seed"])
-    classifier = keras.saving.load_model(encoder, safe_mode=True)
+    classifier = load_model(encoder)
     model = segmenter_from_classifier(classifier, settings["canvas_size"], NUM_LABELS, pretrained)
     data = load_fashion_mnist()
     x, y = make_task(data, "train", settings, model.patch_size)

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from experiments import harness
-from vitlib.configs import vit_config
+from vitlib.configs import CONFIGS, vit_config
 from vitlib.data import load_fashion_mnist
 from vitlib.model import ViT, vit
 from vitlib.records import load_average, machine_summary
@@ -129,6 +129,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     harness.check_out(p, args)
+    if args.model not in CONFIGS:
+        p.error(f"--model must be one of {list(CONFIGS)}, got {args.model!r}.")
     try:
         recipe = harness.settings(args.recipe, RECIPE, "--recipe")
         defaults = model_arguments(args.model)

@@ -92,11 +92,20 @@ def test_search_order_course_then_keras_then_debian(places, real_dir):
         assert data.find_fashion_mnist()[1] == places[place]
 
 
-def test_incomplete_source_is_skipped(places, real_dir):
+def test_incomplete_cache_is_skipped(places, real_dir):
+    _copy(real_dir, places["debian"])
+    places["keras"].mkdir(parents=True)
+    shutil.copy(real_dir / data.FILES["x_train"], places["keras"])  # one file of four
+    assert data.find_fashion_mnist()[1] == places["debian"]
+
+
+def test_incomplete_folder_named_by_vitlib_data_dir_is_refused(places, real_dir):
+    """An explicit VITLIB_DATA_DIR is what the learner asked for: no silent fall-back."""
     _copy(real_dir, places["debian"])
     places["course"].mkdir(parents=True)
     shutil.copy(real_dir / data.FILES["x_train"], places["course"])  # one file of four
-    assert data.find_fashion_mnist()[1] == places["debian"]
+    with pytest.raises(data.DataError, match="VITLIB_DATA_DIR=.* lacks .*t10k-images"):
+        data.find_fashion_mnist()
 
 
 def test_missing_everywhere_lists_every_place_and_the_fix(places):

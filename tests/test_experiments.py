@@ -123,7 +123,7 @@ def test_train_command_ships_a_checkpoint_that_scores_what_its_record_says(tmp_p
     (["--set", "dimm=8"], "--set: unknown key 'dimm'"),
     (["--epochs", "0"], "--epochs: expected a positive integer, got '0'"),
     (["--limit", "-4"], "--limit: expected a positive integer, got '-4'"),
-    (["--model", "fashion-huge"], "`name` must be one of"),
+    (["--model", "fashion-huge"], "--model must be one of"),
     (["--val-images", "60000"], "--val-images must be in [0, 60000)"),
 ])
 def test_train_command_refuses_bad_arguments_before_training(argv, message, capsys):

@@ -29,7 +29,7 @@ def test_schedule_round_trips_through_config():
     ((0.0, 1, 10), "`peak` must be a finite number > 0, got 0.0"),
     ((1e-3, -1, 10), "`warmup_steps` must be an integer >= 0, got -1"),
     ((1e-3, 1, 0), "`total_steps` must be a positive integer, got 0"),
-    ((1e-3, 10, 10), r"`warmup_steps` \(10\) must be less than `total_steps` \(10\)"),
+    ((1e-3, 11, 10), r"`warmup_steps` \(11\) must be at most `total_steps` \(10\)"),
 ])
 def test_schedule_rejects_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):

@@ -85,6 +85,29 @@ def image_batch(name: str, shape, channels: int | None = None) -> tuple:
     return shape
 
 
+def static_shape(name: str, x) -> tuple:
+    """The shape of an array or tensor as a tuple (None for sizes unknown while tracing), or a
+    ValueError naming ``name`` if ``x`` has no shape (None, a list of lists, a string)."""
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        raise ValueError(f"`{name}` must be an array or tensor, got {type(x).__name__} "
+                         f"{x!r:.60}. Convert it with np.asarray(...).")
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+def float_images(name: str, x) -> None:
+    """Raise unless ``x`` holds floating-point values: integer or boolean images (e.g. raw uint8
+    pixels 0-255) are refused with what to do, before a backend error or a silent mis-scale."""
+    import keras
+
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if not dtype.startswith(("float", "bfloat")):
+        raise ValueError(
+            f"`{name}` must hold floating-point pixel values, got dtype {dtype}. For raw 8-bit "
+            "images (0-255) divide by 255 first: x.astype('float32') / 255 "
+            "(vitlib.train.to_inputs does this for Fashion-MNIST).")
+
+
 def rank(name: str, shape, expected: int, layout: str) -> tuple:
     """Check a tensor's rank and say which layout was expected."""
     shape = tuple(shape)

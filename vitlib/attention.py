@@ -32,6 +32,11 @@ def _check_mask(mask, scores_shape):
         )
 
 
+def _known(dims) -> tuple:
+    """Axis sizes as ints, with None for sizes unknown while tracing (compared as wildcards)."""
+    return tuple(d if isinstance(d, int) else None for d in dims)
+
+
 def scaled_dot_product_attention(q, k, v, mask=None):
     """Softmax-weighted average of the values, weighted by query-key similarity.
 
@@ -50,6 +55,9 @@ def scaled_dot_product_attention(q, k, v, mask=None):
         raise ValueError(f"`q` and `k` must have the same feature size, got {qs[-1]} and {ks[-1]}.")
     if ks[-2] != vs[-2]:
         raise ValueError(f"`k` and `v` must have the same number of keys, got {ks[-2]} and {vs[-2]}.")
+    if not (_known(qs[:-2]) == _known(ks[:-2]) == _known(vs[:-2])):
+        raise ValueError(f"`q`, `k`, `v` must have the same leading (batch, heads) axes, got shapes "
+                         f"{tuple(qs)}, {tuple(ks)}, {tuple(vs)}.")
     if mask is not None:
         _check_mask(mask, (*qs[:-1], ks[-2]))
     # (q / sqrt(d_k)) k^T = q k^T / sqrt(d_k). Scaling the queries costs (queries, d_k) work;
@@ -84,7 +92,7 @@ class MultiHeadSelfAttention(layers.Layer):
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.dropout = _checks.probability("dropout", dropout)
         self.use_bias = bool(use_bias)
-        self.attention_dropout = layers.Dropout(self.dropout)
+        self.dropout_layer = layers.Dropout(self.dropout)  # on the attention weights
 
     def build(self, input_shape):
         _, _, dim = _checks.rank("x", input_shape, 3, "(batch, tokens, dim)")
@@ -111,24 +119,24 @@ class MultiHeadSelfAttention(layers.Layer):
         return y + getattr(self, f"{name}_bias") if self.use_bias else y
 
     def call(self, x, mask=None, return_attention_scores=False, training=None):
-        _checks.rank("x", ops.shape(x), 3, "(batch, tokens, dim)")
-        q, k, v = (self._project(x, n) for n in ("query", "key", "value"))  # (b, t, h, k)
-        explicit = return_attention_scores or (training and self.dropout > 0)
-        if explicit:
-            qh, kh, vh = (ops.transpose(t, (0, 2, 1, 3)) for t in (q, k, v))  # (b, h, t, k)
-            if mask is not None and len(ops.shape(mask)) == 3:
+        _, t, dim = _checks.rank("x", ops.shape(x), 3, "(batch, tokens, dim)")
+        if isinstance(dim, int) and dim != self.dim:
+            raise ValueError(f"`x` has width {dim}, but this layer was built for dim={self.dim}: "
+                             "a layer's weights fix its width; make a new layer for another one.")
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+            if len(ops.shape(mask)) == 3:
                 mask = mask[:, None]  # (b, 1, tq, tk): the same mask for every head
+            _check_mask(mask, (ops.shape(x)[0], self.num_heads, t, t))
+        q, k, v = (self._project(x, n) for n in ("query", "key", "value"))  # (b, t, h, k)
+        if return_attention_scores or (training and self.dropout > 0):  # the explicit path
+            qh, kh, vh = (ops.transpose(z, (0, 2, 1, 3)) for z in (q, k, v))  # (b, h, t, k)
             out, weights = scaled_dot_product_attention(qh, kh, vh, mask)
             if training and self.dropout > 0:
-                out = ops.matmul(self.attention_dropout(weights, training=training), vh)
+                out = ops.matmul(self.dropout_layer(weights, training=training), vh)
             out = ops.transpose(out, (0, 2, 1, 3))  # (b, t, h, k)
-        else:
+        else:  # the fused kernel, same result
             if mask is not None:
-                t = ops.shape(x)[1]
-                mask = ops.cast(mask, "bool")
-                if len(ops.shape(mask)) == 3:
-                    mask = mask[:, None]  # (b, 1, tq, tk), as in the explicit path
-                _check_mask(mask, (ops.shape(x)[0], self.num_heads, t, t))
                 mask = ops.broadcast_to(mask, (ops.shape(x)[0], self.num_heads, t, t))
             out = ops.dot_product_attention(q, k, v, mask=mask)  # (b, t, h, k)
         y = ops.einsum("bthk,hkd->btd", out, self.output_kernel)

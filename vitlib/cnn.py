@@ -1,31 +1,18 @@
 """A small plain CNN, the baseline of notebook 08 (ViT vs CNN).
 
-Three blocks of Conv2D(3x3, "same", no bias) -> BatchNormalization -> ReLU, with ``width``,
-``2 * width`` and ``4 * width`` channels, the first two followed by MaxPool(2); then global average
-pooling (GAP) and a Dense head:
+Three blocks of Conv2D(3x3, "same", no bias) -> BatchNormalization(momentum 0.9) -> ReLU, with
+``width``, ``2 * width`` and ``4 * width`` channels, the first two followed by MaxPool(2); then
+global average pooling and a Dense head:
 
     (batch, 28, 28, 1) -> (batch, 14, 14, w) -> (batch, 7, 7, 2w) -> (batch, 7, 7, 4w)
                        -> GAP (batch, 4w) -> Dense (batch, num_classes) logits
 
-Its two built-in assumptions (inductive bias, 帰納バイアス) are **locality** (a 3x3 filter sees only
-neighbouring pixels) and **translation equivariance** (the same filter slides over every position).
-
-Parameters (``count_params()``, BatchNorm's moving mean and variance included), kernel k = 3,
-channels c_0 = in_channels, c_1 = w, c_2 = 2w, c_3 = 4w:
-
-    sum_i k*k*c_{i-1}*c_i   (convolutions, no bias: BatchNorm's shift makes it redundant)
-  + sum_i 4*c_i             (BatchNorm: gamma and beta trainable, moving mean and variance not)
-  + c_3 * num_classes + num_classes   (the head)
-
-BatchNorm uses ``momentum=0.9`` (PyTorch's default) rather than Keras' 0.99, so that the moving
-mean and variance used at test time settle within the ~100-200 steps of notebook 08's time-budgeted
-runs (with 0.99, a 6-second trial on 1,000 images gave test accuracy 0.14 after 27 steps). Runs of
-only a few dozen steps are still at chance at test time until the statistics are recomputed
-(notebook 08 shows it).
-
-With the default ``width=39`` that is 139,903 (139,357 trainable), within 1% of
-``vitlib.vit("fashion-small")`` (139,018).
-"""
+Its built-in assumptions (inductive bias, 帰納バイアス): locality and translation equivariance.
+Parameters, with c_0 = in_channels, c_1 = w, c_2 = 2w, c_3 = 4w:
+sum_i 9*c_{i-1}*c_i (convolutions) + sum_i 4*c_i (BatchNorm) + c_3*num_classes + num_classes
+(the head); ``width=39`` gives 139,903, about the size of ``vit("fashion-small")``. BatchNorm's
+momentum is 0.9 (not Keras' 0.99) so that its test-time statistics settle within the few hundred
+steps of notebook 08's time-budgeted runs."""
 
 from __future__ import annotations
 

@@ -58,9 +58,9 @@ class EndlessBatches(keras.utils.PyDataset):
     epoch: after each pass over the data it draws a new permutation, as a new epoch would.
 
     Why not ordinary epochs: on the TensorFlow backend with XLA, the first step of every new
-    Keras epoch was measured to cost 1-10 s extra on this CPU (the step is set up again), which
-    would eat the budget of a small training set. And a last, smaller batch would make XLA compile
-    the step again for its new shape. ``n_images // batch_size`` batches make one pass.
+    Keras epoch costs seconds extra (the step is set up again), which would eat the budget of a
+    small training set; and a last, smaller batch would make XLA compile the step again for its
+    new shape. ``n_images // batch_size`` batches make one pass.
     """
 
     def __init__(self, x, y, batch_size, max_shift=2, flip=True, seed=0, num_classes=10,

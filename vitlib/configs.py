@@ -16,6 +16,11 @@ _SIZES = {  # dim (D), depth (layers), num_heads, mlp_dim
 }
 _IMAGENET = dict(image_size=224, channels=3, num_classes=1000)
 _FASHION = dict(image_size=28, channels=1, num_classes=10)
+#: Fashion-MNIST's ten classes, label 0 to 9 (also ``vitlib.data.CLASS_NAMES``).
+FASHION_CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
 
 CONFIGS = {
     **{

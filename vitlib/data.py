@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
+from .configs import FASHION_CLASS_NAMES
+
+CLASS_NAMES = FASHION_CLASS_NAMES  # defined beside the Fashion-MNIST configs (no import cycle)
 #: The same names in Japanese, for plots and tables in the course.
 CLASS_NAMES_JA = (
     "Tシャツ/トップ", "ズボン", "プルオーバー", "ドレス", "コート",
@@ -172,7 +171,20 @@ def _load_dir(directory: Path) -> dict:
 
 
 def find_fashion_mnist() -> tuple[str, Path] | None:
-    """Return ``(description, directory)`` of the first place holding all four files, or None."""
+    """Return ``(description, directory)`` of the first place holding all four files, or None.
+
+    A folder named explicitly by ``$VITLIB_DATA_DIR`` is not skipped silently: if it exists but
+    lacks some of the files, a DataError says which (set the variable to a complete folder, or
+    unset it to use the other places)."""
+    env = os.environ.get("VITLIB_DATA_DIR")
+    if env:
+        directory = Path(env).expanduser() / "fashion-mnist"
+        missing = [f for f in FILES.values() if not (directory / f).is_file()]
+        if missing and (Path(env).expanduser().is_dir()):
+            raise DataError(
+                f"VITLIB_DATA_DIR={env} is set, but {directory} lacks {missing}. Put the four "
+                f"Fashion-MNIST files there (`{FIX_COMMAND}` downloads them into it), or unset "
+                "VITLIB_DATA_DIR to use the Keras cache or the Debian package.")
     for description, directory in candidate_dirs():
         if all((directory / fname).is_file() for fname in FILES.values()):
             return description, directory
@@ -264,6 +276,9 @@ def load_photos(names=("astronaut", "cat", "coffee"), size: int = 224) -> dict:
 
     Available names: ``astronaut``, ``cat``, ``coffee``, ``rocket``. No download is needed.
     """
+    if isinstance(names, str):
+        raise ValueError(f"`names` must be a list of photo names, e.g. [{names!r}], got the "
+                         f"string {names!r}; choose from {sorted(PHOTOS)}.")
     unknown = [n for n in names if n not in PHOTOS]
     if unknown:
         raise ValueError(f"`names` must be taken from {sorted(PHOTOS)}, got unknown {unknown}.")
@@ -303,8 +318,17 @@ def _positive(name: str, value) -> int:
     return int(value)
 
 
+USAGE = """usage: python -m vitlib.data [check|download]
+
+  check     (default) find Fashion-MNIST offline, verify it, and say where it came from
+  download  fetch Fashion-MNIST from its official address into the course data folder"""
+
+
 def _main(argv: list[str]) -> int:
     command = argv[0] if argv else "check"
+    if command in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
     if command == "download":
         try:
             where = download_fashion_mnist()
@@ -324,7 +348,7 @@ def _main(argv: list[str]) -> int:
               f"from the {data.source}")
         print(f"Photos OK: {', '.join(PHOTOS)} (bundled with scikit-image)")
         return 0
-    print("usage: python -m vitlib.data [check|download]", file=sys.stderr)
+    print(f"unknown command {command!r}\n{USAGE}", file=sys.stderr)
     return 2
 
 

@@ -45,7 +45,14 @@ def sincos_1d(positions, dim: int) -> np.ndarray:
     if dim % 2:
         raise ValueError(f"`dim` must be even for a sine-cosine embedding, got {dim}.")
     omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2))
-    angles = np.asarray(positions, dtype=np.float64).reshape(-1)[:, None] * omega[None, :]
+    try:
+        positions = np.asarray(positions, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        positions = None
+    if positions is None or not np.all(np.isfinite(positions)):
+        raise ValueError("`positions` must be finite numbers (e.g. np.arange(n)), got "
+                         f"{positions if positions is not None else 'something else'!r:.60}.")
+    angles = positions[:, None] * omega[None, :]
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
 
@@ -138,6 +145,9 @@ def resize_position_embedding(embedding, new_grid, num_prefix_tokens: int = 1, o
     "2D interpolation of the pre-trained position embeddings", Sec. 3.2).
     """
     shape = _checks.rank("embedding", ops.shape(embedding), 3, "(1, prefix + rows*cols, dim)")
+    if shape[0] != 1:
+        raise ValueError(f"`embedding` must be ONE table (1, prefix + rows*cols, dim), got shape "
+                         f"{tuple(shape)}: resize each table separately.")
     new_h, new_w = _checks.pair("new_grid", new_grid)
     if num_prefix_tokens not in (0, 1):
         raise ValueError(f"`num_prefix_tokens` must be 0 or 1, got {num_prefix_tokens!r}.")

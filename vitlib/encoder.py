@@ -6,10 +6,14 @@ z_l  = MLP(LN(z'_l)) + z'_l              (Eq. 3)
 
 from __future__ import annotations
 
-from keras import layers, saving
+from keras import layers, ops, saving
 
 from . import _checks
 from .attention import MultiHeadSelfAttention
+
+#: GELU(x) = x * Phi(x) exactly ("exact", Hendrycks & Gimpel 2016), or its tanh approximation
+#: ("tanh"), with which Google's ViT checkpoints were trained (flax's default).
+GELU_FORMS = ("exact", "tanh")
 
 
 @saving.register_keras_serializable(package="vitlib")
@@ -17,13 +21,15 @@ class MLP(layers.Layer):
     """The per-token feed-forward network: Dense(mlp_dim, GELU) -> Dropout -> Dense(dim) -> Dropout.
 
     x (batch, tokens, dim) -> (batch, tokens, dim). Each token is transformed on its own.
+    ``gelu`` is ``"exact"`` or ``"tanh"`` (see :data:`GELU_FORMS`).
     """
 
-    def __init__(self, mlp_dim: int, dropout: float = 0.0, **kwargs):
+    def __init__(self, mlp_dim: int, dropout: float = 0.0, gelu: str = "exact", **kwargs):
         super().__init__(**kwargs)
         self.mlp_dim = _checks.positive_int("mlp_dim", mlp_dim)
         self.dropout = _checks.probability("dropout", dropout)
-        self.fc1 = layers.Dense(self.mlp_dim, activation="gelu", name="fc1")
+        self.gelu = _checks.one_of("gelu", gelu, set(GELU_FORMS))
+        self.fc1 = layers.Dense(self.mlp_dim, name="fc1")  # GELU applied in call
         self.fc2 = None
         self.drop = layers.Dropout(self.dropout)
 
@@ -33,14 +39,16 @@ class MLP(layers.Layer):
         self.fc2.build((*input_shape[:-1], self.mlp_dim))
 
     def call(self, x, training=None):
-        x = self.drop(self.fc1(x), training=training)
+        x = ops.gelu(self.fc1(x), approximate=self.gelu == "tanh")
+        x = self.drop(x, training=training)
         return self.drop(self.fc2(x), training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "mlp_dim": self.mlp_dim, "dropout": self.dropout}
+        return {**super().get_config(), "mlp_dim": self.mlp_dim, "dropout": self.dropout,
+                "gelu": self.gelu}
 
 
 @saving.register_keras_serializable(package="vitlib")
@@ -52,7 +60,8 @@ class EncoderBlock(layers.Layer):
     """
 
     def __init__(self, num_heads: int, mlp_dim: int, dropout: float = 0.0,
-                 attention_dropout: float = 0.0, layer_norm_epsilon: float = 1e-6, **kwargs):
+                 attention_dropout: float = 0.0, layer_norm_epsilon: float = 1e-6,
+                 gelu: str = "exact", **kwargs):
         super().__init__(**kwargs)
         self.num_heads = _checks.positive_int("num_heads", num_heads)
         self.mlp_dim = _checks.positive_int("mlp_dim", mlp_dim)
@@ -65,7 +74,8 @@ class EncoderBlock(layers.Layer):
         )
         self.drop = layers.Dropout(self.dropout)
         self.norm2 = layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name="norm2")
-        self.mlp = MLP(self.mlp_dim, dropout=self.dropout, name="mlp")
+        self.gelu = _checks.one_of("gelu", gelu, set(GELU_FORMS))
+        self.mlp = MLP(self.mlp_dim, dropout=self.dropout, gelu=self.gelu, name="mlp")
 
     def build(self, input_shape):
         _checks.rank("x", input_shape, 3, "(batch, tokens, dim)")
@@ -73,6 +83,10 @@ class EncoderBlock(layers.Layer):
             layer.build(input_shape)
 
     def call(self, x, mask=None, return_attention_scores=False, training=None):
+        width = x.shape[-1] if len(x.shape) == 3 else None
+        if isinstance(width, int) and self.built and width != self.attention.dim:
+            raise ValueError(f"`x` has width {width}, but this block was built for dim="
+                             f"{self.attention.dim}: make a new block for another width.")
         h, weights = self.norm1(x), None
         if return_attention_scores:
             h, weights = self.attention(h, mask=mask, return_attention_scores=True, training=training)
@@ -97,4 +111,4 @@ class EncoderBlock(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "mlp_dim": self.mlp_dim,
                 "dropout": self.dropout, "attention_dropout": self.attention_dropout,
-                "layer_norm_epsilon": self.layer_norm_epsilon}
+                "layer_norm_epsilon": self.layer_norm_epsilon, "gelu": self.gelu}

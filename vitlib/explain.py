@@ -64,6 +64,9 @@ def _stack(attentions, name: str = "attentions") -> np.ndarray:
             raise ValueError(f"`{name}` must hold at least one layer's attention, got an empty list.")
         attentions = np.stack([np.asarray(ops.convert_to_numpy(a)) for a in attentions])
     a = np.asarray(ops.convert_to_numpy(attentions), dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"`{name}` contains NaN or Inf ({int(np.sum(~np.isfinite(a)))} values): "
+                         "check the model's inputs and weights.")
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise ValueError(
             f"`{name}` must end in (tokens, tokens) (queries, keys), got shape {a.shape}."
@@ -131,7 +134,11 @@ def attention_rollout(attentions, residual: bool = True, head_fusion: str = "mea
     for layer in fused:  # first layer first
         if residual:
             layer = 0.5 * layer + 0.5 * eye
-        layer = layer / layer.sum(axis=-1, keepdims=True)
+        totals = layer.sum(axis=-1, keepdims=True)
+        if np.any(totals <= 0):
+            raise ValueError("`attentions` has a query row that sums to 0 (with residual=False): "
+                             "attention weights are softmax rows, each summing to 1.")
+        layer = layer / totals
         rollout = layer if rollout is None else layer @ rollout  # R_l = A_l' R_(l-1)
     return rollout
 
@@ -194,9 +201,15 @@ def mean_attention_distance(attention, grid_size, patch_size: int,
         if d is None:
             d = distance_matrix((rows, cols), patch_size)  # (N, N), in pixels
         patches = a[..., prefix:, prefix:]  # (batch, heads, N, N): patch queries, patch keys
-        weights = patches / patches.sum(axis=-1, keepdims=True)
+        totals = patches.sum(axis=-1, keepdims=True)
+        # A query that puts all its weight on the class token has no patch weights to average:
+        # it is left out (NaN) rather than divided 0 / 0.
+        weights = np.divide(patches, totals, out=np.full_like(patches, np.nan), where=totals > 0)
+        if np.isnan(weights).all():
+            raise ValueError("`attention` puts no weight on any patch (every query attends only "
+                             "to the prefix tokens): there is no distance to average.")
         per_query = (weights * d).sum(axis=-1)  # (batch, heads, N)
-        result.append(per_query.mean(axis=(0, 2)))  # over images and queries -> (heads,)
+        result.append(np.nanmean(per_query, axis=(0, 2)))  # over images and queries -> (heads,)
     result = np.stack(result)  # (layers, heads)
     return result[0] if single else result
 
@@ -217,10 +230,10 @@ def position_similarity(embedding, grid_size) -> np.ndarray:
         raise ValueError(f"`embedding` must be (1, tokens, dim) or (tokens, dim), got shape {e.shape}.")
     rows, cols = _checks.pair("grid_size", grid_size)
     prefix = e.shape[0] - rows * cols
-    if prefix < 0:
+    if prefix not in (0, 1):
         raise ValueError(
-            f"`embedding` has {e.shape[0]} rows, fewer than the {rows}x{cols} = {rows * cols} "
-            f"patches of `grid_size`={(rows, cols)}."
+            f"`embedding` has {e.shape[0]} rows; `grid_size`={(rows, cols)} needs {rows * cols} "
+            f"(patches) or {rows * cols + 1} (with a class token). Pass the model's own grid_size."
         )
     e = e[prefix:]
     norms = np.linalg.norm(e, axis=1, keepdims=True)

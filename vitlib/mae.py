@@ -49,10 +49,14 @@ def random_masking(tokens, mask_ratio: float, seed=None, noise=None):
     ``noise`` (batch, N): the K tokens with the smallest noise are kept (default: uniform noise
     drawn with ``seed``, an int or a ``keras.random.SeedGenerator``).
     """
+    _checks.rank("tokens", tokens.shape, 3, "(batch, tokens, dim)")
     batch, n = ops.shape(tokens)[0], ops.shape(tokens)[1]
     keep = num_visible(n, mask_ratio)
     if noise is None:
         noise = keras.random.uniform((batch, n), seed=seed)
+    elif tuple(noise.shape) != tuple(tokens.shape[:2]) and None not in tokens.shape[:2]:
+        raise ValueError(f"`noise` must be (batch, tokens) = {tuple(tokens.shape[:2])}, one value "
+                         f"per token, got shape {tuple(noise.shape)}.")
     order = ops.argsort(noise, axis=1)  # (batch, N): a random permutation for each image
     kept = ops.sort(order[:, :keep], axis=1)  # (batch, K): the visible patches, in image order
     hidden = ops.sort(order[:, keep:], axis=1)  # (batch, N - K): the hidden ones, in image order
@@ -70,6 +74,13 @@ def masked_mse(images, predicted, mask, patch_size: int, norm_pix_loss: bool = F
     variance 1 (MAE's norm_pix_loss). Returns a scalar: sum(mask * mse per patch) / sum(mask).
     """
     target = extract_patches(images, patch_size)  # (batch, N, P*P*C)
+    if tuple(predicted.shape[1:]) != tuple(target.shape[1:]):
+        raise ValueError(f"`predicted` must be (batch, patches, pixels per patch) = (batch, "
+                         f"{target.shape[1]}, {target.shape[2]}) for these images and "
+                         f"`patch_size`={patch_size}, got shape {tuple(predicted.shape)}.")
+    if tuple(mask.shape[1:]) != tuple(target.shape[1:2]):
+        raise ValueError(f"`mask` must be (batch, patches) = (batch, {target.shape[1]}), got "
+                         f"shape {tuple(mask.shape)}.")
     if norm_pix_loss:
         mean, var = ops.mean(target, -1, keepdims=True), ops.var(target, -1, keepdims=True)
         target = (target - mean) / ops.sqrt(var + 1e-6)

@@ -9,12 +9,13 @@ y    = LN(z_L^0)                                     (Eq. 4)  final norm, then t
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from . import _checks
 from .configs import vit_config
 from .embeddings import ClassToken, PositionEmbedding
-from .encoder import EncoderBlock
+from .encoder import GELU_FORMS, EncoderBlock
 from .patches import PatchEmbedding
 
 
@@ -33,12 +34,14 @@ class ViT(keras.Model):
     ``position`` is ``"learned"``, ``"sincos"`` or ``"none"``. ``patch_method`` is ``"conv"``
     or ``"dense"`` (the linear patch embedding E, two ways) or ``"hybrid"`` (the paper's CNN stem,
     ``stem_width`` channels in its first convolution): see :class:`vitlib.PatchEmbedding`.
+    ``gelu="tanh"`` uses the tanh approximation of GELU in the MLPs, as Google's checkpoints do
+    (:func:`vitlib.pretrained.load_npz` sets it); the default is the exact form.
     """
 
     def __init__(self, image_size=224, patch_size=16, num_classes=1000, dim=768, depth=12,
                  num_heads=12, mlp_dim=3072, channels=3, pooling="cls", position="learned",
                  dropout=0.0, attention_dropout=0.0, patch_method="conv",
-                 layer_norm_epsilon=1e-6, stem_width=32, **kwargs):
+                 layer_norm_epsilon=1e-6, stem_width=32, gelu="exact", **kwargs):
         super().__init__(**kwargs)
         self.image_size = _checks.pair("image_size", image_size)
         self.patch_size = _checks.positive_int("patch_size", patch_size)
@@ -62,6 +65,7 @@ class ViT(keras.Model):
         self.patch_method = _checks.one_of("patch_method", patch_method,
                                            set(PatchEmbedding.METHODS))
         self.stem_width = _checks.positive_int("stem_width", stem_width)
+        self.gelu = _checks.one_of("gelu", gelu, set(GELU_FORMS))
         self.layer_norm_epsilon = float(layer_norm_epsilon)
 
         self.grid_size = (self.image_size[0] // self.patch_size, self.image_size[1] // self.patch_size)
@@ -76,7 +80,8 @@ class ViT(keras.Model):
         self.blocks = [
             EncoderBlock(self.num_heads, self.mlp_dim, dropout=self.dropout,
                          attention_dropout=self.attention_dropout,
-                         layer_norm_epsilon=self.layer_norm_epsilon, name=f"block_{i}")
+                         layer_norm_epsilon=self.layer_norm_epsilon, gelu=self.gelu,
+                         name=f"block_{i}")
             for i in range(self.depth)
         ]
         self.norm = layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name="norm")
@@ -107,13 +112,13 @@ class ViT(keras.Model):
         self.head.build((input_shape[0], self.dim))
         self.built = True
 
-    def check_images(self, shape):
-        """Raise a ValueError naming ``images`` unless ``shape`` is (batch, H, W, channels) with
+    def check_images(self, shape, name: str = "images"):
+        """Raise a ValueError naming ``name`` unless ``shape`` is (batch, H, W, channels) with
         this model's image size; returns nothing."""
-        shape = _checks.image_batch("images", shape, self.channels)
+        shape = _checks.image_batch(name, shape, self.channels)
         if tuple(shape[1:3]) != self.image_size and None not in shape[1:3]:
             raise ValueError(
-                f"`images` must be {self.image_size[0]}x{self.image_size[1]} for this model "
+                f"`{name}` must be {self.image_size[0]}x{self.image_size[1]} for this model "
                 f"(image_size={self.image_size}), got shape {tuple(shape)}. Resize the images, or "
                 "build a model for the new size and use resize_position_embedding."
             )
@@ -121,7 +126,8 @@ class ViT(keras.Model):
     def embed(self, images, training=None):
         """Eq. 1: images (batch, H, W, C) -> z_0 (batch, tokens, dim), the patch tokens with the
         class token first (``pooling="cls"``) and the position embedding added."""
-        self.check_images(ops.shape(images))
+        self.check_images(_checks.static_shape("images", images))
+        _checks.float_images("images", images)
         x = self.patch_embedding(images, training=training)  # (batch, N, dim)
         if self.class_token is not None:
             x = self.class_token(x)  # (batch, 1 + N, dim)
@@ -147,6 +153,43 @@ class ViT(keras.Model):
         return self.transform(self.embed(images, training=training), training=training,
                               return_attention=return_attention)
 
+    def _check_inputs(self, x, name: str = "x", allow_empty: bool = False):
+        """Before Keras starts: a clear error for arrays that are not images of this model (on
+        JAX an error inside ``predict`` would leave the model's variables unusable)."""
+        if x is None or (hasattr(x, "shape") and hasattr(x, "dtype")):  # not datasets
+            self.check_images(_checks.static_shape(name, x), name)
+            _checks.float_images(name, x)
+            if isinstance(x, np.ndarray) and not np.all(np.isfinite(x)):
+                raise ValueError(f"`{name}` contains NaN or Inf ({int(np.sum(~np.isfinite(x)))} "
+                                 "values): the model would return NaN. Check how it was made.")
+            if x.shape[0] == 0 and not allow_empty:
+                raise ValueError(f"`{name}` holds no images (shape {tuple(x.shape)}): nothing to do.")
+
+    def __call__(self, images, *args, **kwargs):
+        self._check_inputs(images, "images", allow_empty=True)
+        return super().__call__(images, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Keras' ``predict``, after checking ``x`` (see :meth:`check_images`)."""
+        self._check_inputs(x)
+        return super().predict(x, *args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' ``fit``, after checking ``x`` and that ``y`` has one label per image."""
+        self._check_inputs(x)
+        if hasattr(x, "shape") and hasattr(y, "shape") and len(y) != len(x):
+            raise ValueError(f"`y` must hold one label per image: `x` has {len(x)} images, `y` "
+                             f"has shape {tuple(y.shape)}.")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Keras' ``evaluate``, after the same checks as :meth:`fit`."""
+        self._check_inputs(x)
+        if hasattr(x, "shape") and hasattr(y, "shape") and len(y) != len(x):
+            raise ValueError(f"`y` must hold one label per image: `x` has {len(x)} images, `y` "
+                             f"has shape {tuple(y.shape)}.")
+        return super().evaluate(x, y, *args, **kwargs)
+
     def pool(self, tokens):
         """(batch, tokens, dim) -> (batch, dim): the class token, or the mean of the patch tokens."""
         return tokens[:, 0] if self.pooling == "cls" else ops.mean(tokens, axis=1)
@@ -169,6 +212,7 @@ class ViT(keras.Model):
             "pooling": self.pooling, "position": self.position, "dropout": self.dropout,
             "attention_dropout": self.attention_dropout, "patch_method": self.patch_method,
             "layer_norm_epsilon": self.layer_norm_epsilon, "stem_width": self.stem_width,
+            "gelu": self.gelu,
         }
 
 
@@ -176,6 +220,32 @@ def architecture(model: keras.Model) -> dict:
     """The constructor arguments of ``model`` (a ViT, or any vitlib model): its config without
     Keras' ``name``, ``trainable`` and ``dtype``, to build a fresh model of the same kind."""
     return {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+
+
+def load_model(path) -> keras.Model:
+    """``keras.saving.load_model(path, safe_mode=True)`` after checking that ``path`` is a
+    readable ``.keras`` archive: an empty, truncated or HTML file (an interrupted download, an
+    error page) gets a ValueError that says so, instead of Keras' "File not found"."""
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"`path` {path} does not exist.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            damaged = archive.testzip()
+    except zipfile.BadZipFile:
+        head = path.read_bytes()[:15]
+        raise ValueError(f"`path` {path} ({path.stat().st_size:,} bytes, starting {head!r}) is not "
+                         "a .keras archive: an empty or interrupted download, or an error page? "
+                         "Make or download it again.") from None
+    if damaged is not None or not {"config.json", "model.weights.h5"} <= names:
+        raise ValueError(f"`path` {path} is a damaged .keras archive ("
+                         f"{'corrupt entry ' + damaged if damaged else 'entries missing'}): make "
+                         "or download it again.")
+    return keras.saving.load_model(path, safe_mode=True)
 
 
 def vit(name: str, **overrides) -> ViT:

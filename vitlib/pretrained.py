@@ -14,15 +14,12 @@ imported only when one of these two is called (install: see ``requirements-hub.t
 The layouts match vitlib's weight for weight (vitlib's attention has the weight shapes of
 Keras' ``MultiHeadAttention``, which are flax ``DenseGeneral``'s): the only reshapes are the
 patch kernel when ``patch_method="dense"`` and keras-hub's position table, which has no
-leading batch axis. What differs from the flax model, so outputs are close but not identical:
+leading batch axis. What differs from the flax model:
 
-- **GELU.** flax's ``nn.gelu`` (used by ``vit_jax``'s MLP) is the *tanh approximation*;
-  vitlib's (and keras-hub's) ``"gelu"`` is the *exact* erf form. The two functions differ by
-  at most 4.7e-4 (near |x| = 2.7). An estimate of the effect, with random weights in
-  ViT-Ti/16's shapes at 224x224 (``test_gelu_difference_is_small``): the logits move by at
-  most about 1e-3 of their standard deviation and no top-1 class changes. It is an estimate:
-  trained weights may have larger activations, and no real checkpoint can be fetched in the
-  offline tests. Hugging Face's ViT, converted from the same files, also uses the exact form.
+- **GELU.** flax's ``nn.gelu`` (used by ``vit_jax``'s MLP) is the *tanh approximation*; the
+  exact erf form differs from it by at most 4.7e-4. :func:`load_npz` therefore builds its model
+  with ``gelu="tanh"`` (``tests/test_pretrained.py`` checks it against a flax-layout forward pass);
+  keras-hub's ViT uses the exact form, and so do :func:`from_keras_hub` and ``vitlib.vit()``.
 - **pre_logits.** Some old checkpoints (the ImageNet-21k pre-training files of 2020) have a
   "representation layer" ``pre_logits`` (Dense D->R then tanh) before the head. vitlib's ViT
   has none, so :func:`load_npz` refuses such a file unless ``include_head=False`` (drop both,
@@ -41,6 +38,8 @@ import types
 import urllib.error
 import urllib.request
 import warnings
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -171,17 +170,27 @@ def _read_npz(path) -> dict:
                     "interrupted download? Download it again")
         raise ValueError(f"`source` {str(path)!r} is {what}.")
     out = {}
-    with np.load(path, allow_pickle=False) as archive:
+    damaged = (f"`source` {str(path)!r} is a damaged .npz archive (truncated or corrupted, e.g. an "
+               "interrupted download): download it again")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{damaged} ({e}).") from e
+    with archive:
         for key in archive.files:
             try:
                 out[key] = archive[key]
             except ValueError as e:
+                if "allow_pickle" not in str(e) and "Object arrays" not in str(e):
+                    raise ValueError(f"{damaged}: array `{key}` cannot be read ({e}).") from e
                 raise ValueError(
                     f"`source` {str(path)!r}: array `{key}` is an object array (pickled Python "
                     "objects). vitlib reads checkpoints with allow_pickle=False because "
                     "unpickling can run arbitrary code; a weight must be a plain numeric array. "
                     "Google's .npz checkpoints never hold pickles."
                 ) from e
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+                raise ValueError(f"{damaged}: array `{key}` cannot be read ({e}).") from e
     return out
 
 
@@ -263,7 +272,8 @@ def load_npz(source, model: ViT | None = None, *, include_head: bool = True,
 
     ``source``: a path to an ``.npz`` file (read with ``allow_pickle=False``) or a mapping
     ``{key: array}`` in the same layout. ``model``: a ViT to load into; by default one is built
-    from :func:`npz_config` (``overrides``, e.g. ``dropout=0.1``, change that config).
+    from :func:`npz_config` with ``gelu="tanh"``, the GELU these checkpoints were trained with
+    (``overrides``, e.g. ``dropout=0.1``, change that config).
     ``include_head=False`` leaves the model's (new, randomly initialised) head alone and ignores
     the checkpoint's ``head`` and ``pre_logits``, for fine-tuning on new classes, e.g.
     ``load_npz(path, include_head=False, num_classes=10)``.
@@ -276,7 +286,8 @@ def load_npz(source, model: ViT | None = None, *, include_head: bool = True,
         config = npz_config(weights)
         if not include_head:
             config.pop("num_classes", None)
-        model = ViT(**{**config, **overrides})
+        # Google's checkpoints were trained with flax's default GELU, the tanh approximation.
+        model = ViT(**{**config, "gelu": "tanh", **overrides})
     elif overrides:
         raise ValueError(f"`overrides` {sorted(overrides)} only apply when `model` is None.")
     _check_model(model)
@@ -642,7 +653,10 @@ def prepare_images(images, image_size=224):
 
 def top_k(logits, labels, k: int = 5) -> list[list[tuple[str, float]]]:
     """The ``k`` most probable classes of each image: ``[[(label, probability), ...], ...]``."""
+    k = _checks.positive_int("k", k)
     probs = ops.convert_to_numpy(ops.softmax(ops.convert_to_tensor(logits), axis=-1))
+    if probs.ndim != 2:
+        raise ValueError(f"`logits` must be (batch, classes), got shape {probs.shape}.")
     if probs.shape[-1] != len(labels):
         raise ValueError(
             f"`labels` has {len(labels)} names but `logits` has {probs.shape[-1]} classes."

@@ -26,7 +26,7 @@ import numpy as np
 from keras import ops
 
 from . import _checks
-from .data import CLASS_NAMES
+from .configs import FASHION_CLASS_NAMES as CLASS_NAMES
 from .finetune import copy_encoder
 from .model import ViT, architecture
 

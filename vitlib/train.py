@@ -39,11 +39,12 @@ def cosine_schedule(peak: float, warmup_steps: int, total_steps: int):
     peak = _checks.positive_float("peak", peak)
     warmup_steps = _checks.non_negative_int("warmup_steps", warmup_steps)
     total_steps = _checks.positive_int("total_steps", total_steps)
-    if warmup_steps >= total_steps:
-        raise ValueError(f"`warmup_steps` ({warmup_steps}) must be less than `total_steps` "
+    if warmup_steps > total_steps:
+        raise ValueError(f"`warmup_steps` ({warmup_steps}) must be at most `total_steps` "
                          f"({total_steps}).")
     return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=total_steps - warmup_steps, warmup_target=peak, warmup_steps=warmup_steps)
+        0.0, decay_steps=max(total_steps - warmup_steps, 1), warmup_target=peak,
+        warmup_steps=warmup_steps)
 
 
 def adamw(recipe: dict, steps_per_epoch: int, epochs: int) -> keras.optimizers.AdamW:
@@ -106,8 +107,8 @@ def compile_for_training(model: keras.Model, steps_per_epoch: int, epochs: int, 
                                                   label_smoothing=recipe["label_smoothing"]),
         # A metric object (not the string "accuracy"): its variables exist now, see build_optimizer.
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        # Keras turns XLA off on CPU-only machines by default; for this small ViT it makes a
-        # training step about 2.5x faster on 2 CPU cores (585 vs 226 images/s, measured).
+        # Keras turns XLA off on CPU-only machines by default; for a small ViT it makes a
+        # training step much faster (benchmarks/RESULTS.md).
         jit_compile=jit_compile,
     )
     return build_optimizer(model)
@@ -117,9 +118,8 @@ def build_optimizer(model: keras.Model) -> keras.Model:
     """Create the compiled optimizer's variables (Adam's moments, ...) now, before ``fit``.
 
     Keras otherwise creates them inside the first traced training step, and TensorFlow then traces
-    the step a second time. Tracing a ViT's step costs seconds (for ``fashion-small`` with AdamW,
-    about 6 s of the 14 s before the first step on 2 cores, measured), so short live runs in the
-    notebooks start twice as fast. Metric variables count too: compile with metric objects, not
+    the step a second time; tracing a ViT's step costs seconds, so short live runs in the
+    notebooks start sooner. Metric variables count too: compile with metric objects, not
     strings. Call it after ``compile`` and after freezing layers. Returns ``model``.
     """
     if getattr(model, "optimizer", None) is None:

@@ -47,13 +47,21 @@ def _as_numpy(x):
     return np.asarray(x)
 
 
+def _numeric(x) -> bool:
+    """True for arrays of numbers (bool, int, float, complex): what can be compared to a value."""
+    return isinstance(x, np.ndarray) and x.dtype.kind in "biufc"
+
+
 def _close(got, want, atol: float, rtol: float = 1e-4) -> bool:
-    got, want = _as_numpy(got), _as_numpy(want)
+    try:
+        got, want = _as_numpy(got), _as_numpy(want)
+    except Exception:  # e.g. a ragged list: not the expected value
+        return False
     if isinstance(want, (tuple, list)):
         return (isinstance(got, (tuple, list)) and len(got) == len(want)
                 and all(_close(g, w, atol, rtol) for g, w in zip(got, want, strict=True)))
-    if isinstance(got, (tuple, list)) or got.shape != want.shape:
-        return False
+    if isinstance(got, (tuple, list)) or not _numeric(got) or got.shape != want.shape:
+        return False  # a string, a dict, objects...: not numbers, so not the answer
     return bool(np.allclose(got, want, atol=atol, rtol=rtol))
 
 
@@ -96,7 +104,13 @@ def check(learner: Callable, reference: Callable, make_case: Callable[[np.random
                     return Feedback(False, f"❌ {title}: {m.hint}", mistake=m.name)
             except Exception:  # a mistake that cannot run on this case simply does not match
                 pass
-        g, w = _as_numpy(got), _as_numpy(want)
+        try:
+            g, w = _as_numpy(got), _as_numpy(want)
+        except Exception:
+            g, w = None, want
+        if not isinstance(w, (tuple, list)) and not isinstance(g, (tuple, list)) and not _numeric(g):
+            return Feedback(False, f"❌ {title}: your function returned {type(got).__name__} "
+                                   f"{got!r:.60}; expected numbers: {_describe(want)}.")
         if not isinstance(w, (tuple, list)) and not isinstance(g, (tuple, list)) and g.shape != w.shape:
             return Feedback(False, f"❌ {title}: wrong shape: got {g.shape}, expected {w.shape} "
                                    f"(inputs: {shapes}).")

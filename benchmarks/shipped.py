@@ -1,0 +1,85 @@
+"""The RESULTS.md section on what the course ships in ``data/``: each model and experiment record,
+its command and its numbers, read from the records themselves (so it cannot go stale)."""
+
+from __future__ import annotations
+
+import json
+
+import common
+
+DATA = common.ROOT / "data"
+
+
+def _read(name: str) -> dict | None:
+    path = DATA / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _mean_range(values) -> str:
+    return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def _classifier(r: dict) -> list[str]:
+    val = r.get("validation_accuracy_per_epoch") or []
+    best = max(range(len(val)), key=val.__getitem__) if val else None
+    lines = [f"**Classifier** `data/vit_fashion_medium.keras`: `{r['command']}`. "
+             f"`{r['model']}` ({r['parameters']:,} parameters), {r['epochs']} epochs on "
+             f"{r['train_images']:,} training images, {r['validation_images']:,} held out for "
+             f"validation ({r['validation_split']}); the test set evaluated once, at the end. "
+             f"Training time {r['training_seconds']:,.0f} s on {r['machine']}."]
+    if val:
+        lines.append(f"Validation accuracy: {val[-1]:.4f} after the last epoch (best {val[best]:.4f}, "
+                     f"epoch {best + 1}). **Test accuracy: {r['test_accuracy']:.4f}.**")
+    return lines
+
+
+def render() -> str:
+    out = ["## What the course ships: models and experiment records\n",
+           "Each file in `data/` was written by the command shown (run from the repository root); "
+           "the numbers below are read from its JSON record.\n"]
+    r = _read("vit_fashion_medium.json")
+    if r:
+        out += _classifier(r) + [""]
+    r = _read("vit_vs_cnn.json")
+    if r:
+        sizes = r["sizes"]
+        acc = {(p["model"], p["train_images"]): p["test_accuracy"] for p in r["results"]}
+        out += [f"**ViT vs CNN** (`{r['command']}`): test accuracy after "
+                f"{r['budget_seconds_per_run']:.0f} s of training each, same recipe and seed.", "",
+                "| training images | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+                "|---|" + "---:|" * len(sizes)]
+        for kind, name in (("cnn", "small CNN"), ("vit", "small ViT")):
+            out.append(f"| {name} | " + " | ".join(f"{acc[kind, n]:.3f}" for n in sizes) + " |")
+        out.append("")
+    r = _read("digits_transfer.json")
+    if r:
+        by = {i: [x["test_accuracy"] for x in r["runs"] if x["init"] == i]
+              for i in ("scratch", "probe", "full")}
+        out += [f"**Fine-tuning on digits** (`{r['command']}`): {r['train_images']} training digits "
+                f"at {r['image_size']}x{r['image_size']}, {r['steps']} steps, {r['test_images']:,} test "
+                f"digits, seeds {r['seeds']}; mean (min-max) test accuracy: from scratch "
+                f"{_mean_range(by['scratch'])}, linear probe {_mean_range(by['probe'])}, full "
+                f"fine-tuning {_mean_range(by['full'])}.", ""]
+    r = _read("mae_fashion_small.json")
+    if r:
+        loss = r["loss_per_epoch"]
+        out += [f"**Masked autoencoder** (`{r['command']}`): masked MSE {loss[0]:.3f} after the "
+                f"first epoch, {loss[-1]:.3f} after epoch {len(loss)}; "
+                f"{r['training_seconds']:,.0f} s.", ""]
+    r = _read("label_efficiency.json")
+    if r:
+        cells = []
+        for f in sorted({x["fraction"] for x in r["runs"]}):
+            a = {x["init"]: x["test_accuracy"] for x in r["runs"] if x["fraction"] == f}
+            cells.append(f"{f:.0%}: {a['mae']:.3f} vs {a['scratch']:.3f}")
+        out += [f"**Label efficiency** (`{r['command']}`, {r['steps']} steps per run, one seed): "
+                "fine-tuned from the MAE encoder vs from scratch, by share of labels: "
+                + "; ".join(cells) + ".", ""]
+    seg, scratch = _read("vit_fashion_segment.json"), _read("vit_fashion_segment_scratch.json")
+    if seg and scratch:
+        out += [f"**Segmentation** (`{seg['command']}`; baseline `{scratch['command']}`): per-patch "
+                f"accuracy {seg['test']['patch_accuracy']:.3f} and mean IoU "
+                f"{seg['test']['mean_iou']:.3f} fine-tuned from the classifier, against "
+                f"{scratch['test']['patch_accuracy']:.3f} / {scratch['test']['mean_iou']:.3f} from "
+                "random weights with the same training.", ""]
+    return "\n".join(out)
