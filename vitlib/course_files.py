@@ -63,8 +63,9 @@ def raw_url(name: str) -> str:
 
 def cache_dir() -> Path:
     """``$KERAS_HOME/vitlib`` (default ``~/.keras/vitlib``): where downloaded files are kept."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "vitlib"
+    from .data import keras_home
+
+    return keras_home() / "vitlib"
 
 
 def clone_data_dirs() -> list[Path]:

@@ -94,10 +94,15 @@ def course_data_dir() -> Path:
     return Path.home() / ".vitlib" / "data"
 
 
+def keras_home() -> Path:
+    """Keras' folder for downloads: ``$KERAS_HOME``, default ``~/.keras`` (the course keeps its
+    downloads there too: datasets/, models/, vitlib/)."""
+    return Path(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"))
+
+
 def keras_cache_dir() -> Path:
     """Where ``keras.datasets.fashion_mnist.load_data()`` caches its files."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "datasets" / "fashion-mnist"
+    return keras_home() / "datasets" / "fashion-mnist"
 
 
 def candidate_dirs() -> list[tuple[str, Path]]:

@@ -166,6 +166,7 @@ class ViT(keras.Model):
                 raise ValueError(f"`{name}` holds no images (shape {tuple(x.shape)}): nothing to do.")
 
     def __call__(self, images, *args, **kwargs):
+        _checks.static_shape("images", images)  # None, a list, ...: named here, not by Keras
         self._check_inputs(images, "images", allow_empty=True)
         return super().__call__(images, *args, **kwargs)
 

@@ -566,8 +566,9 @@ _FILES = {**CHECKPOINTS, "imagenet1k-labels": IMAGENET_LABELS}
 
 def default_directory() -> Path:
     """Where :func:`download` saves files: ``$KERAS_HOME/models`` (default ``~/.keras/models``)."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
+    from .data import keras_home
+
+    return keras_home() / "models"
 
 
 def _entry(name: str) -> dict:
