@@ -32,7 +32,7 @@ def test_in_a_clone_the_file_comes_from_data():
 
 
 def test_unknown_name_is_refused_with_the_known_names():
-    with pytest.raises(CourseFileError, match=r"`name` must be one of .*vit_fashion_small\.keras.*'cat\.png'"):
+    with pytest.raises(CourseFileError, match=r"`name` must be one of .*vit_fashion_medium\.keras.*'cat\.png'"):
         course_file("cat.png")
 
 

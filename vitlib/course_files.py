@@ -93,7 +93,7 @@ def sha256(path) -> str:
 def course_file(name: str, *, timeout: float = 60.0) -> Path:
     """The local path of the shipped file ``data/NAME`` (see the module docstring for where from).
 
-    ``name`` is a file name from the manifest, e.g. ``"vit_fashion_small.keras"``. Raises
+    ``name`` is a file name from the manifest, e.g. ``"vit_fashion_medium.keras"``. Raises
     :class:`CourseFileError` for an unknown name, a failed download (with the address and what to
     do offline) or a download whose SHA-256 differs from the manifest (the file is deleted).
     """
