@@ -175,20 +175,20 @@ class ViT(keras.Model):
         self._check_inputs(x)
         return super().predict(x, *args, **kwargs)
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """Keras' ``fit``, after checking ``x`` and that ``y`` has one label per image."""
+    def _check_pairs(self, x, y):
         self._check_inputs(x)
         if hasattr(x, "shape") and hasattr(y, "shape") and len(y) != len(x):
             raise ValueError(f"`y` must hold one label per image: `x` has {len(x)} images, `y` "
                              f"has shape {tuple(y.shape)}.")
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' ``fit``, after checking ``x`` and that ``y`` has one label per image."""
+        self._check_pairs(x, y)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Keras' ``evaluate``, after the same checks as :meth:`fit`."""
-        self._check_inputs(x)
-        if hasattr(x, "shape") and hasattr(y, "shape") and len(y) != len(x):
-            raise ValueError(f"`y` must hold one label per image: `x` has {len(x)} images, `y` "
-                             f"has shape {tuple(y.shape)}.")
+        self._check_pairs(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def pool(self, tokens):
