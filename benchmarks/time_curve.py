@@ -37,9 +37,10 @@ WHAT = ("Test accuracy (10,000 Fashion-MNIST test images) after a fixed training
         "training images, same recipe, for the pure ViT, the paper's hybrid and the small CNN.")
 #: Longer runs (one seed each), from their own records: (model, label, record, how to read it).
 LONG_RUNS = [
-    ("vit", "shipped checkpoint, fashion-medium (307k parameters)", "data/vit_fashion_medium.json", None),
-    ("vit", "50 epochs", "benchmarks/results/vit_fashion_small_50_epochs.json", None),
-    ("vit", "earlier checkpoint, 10 epochs", "benchmarks/results/vit_10_epochs_checkpoint.json", None),
+    ("vit", "shipped, fashion-medium (307k)", "data/vit_fashion_medium.json", None),
+    ("vit", "fashion-small (139k)", "benchmarks/results/vit_fashion_small_50_epochs.json", None),
+    ("vit", "fashion-small, 10-epoch schedule", "benchmarks/results/vit_10_epochs_checkpoint.json",
+     None),
     ("hybrid", "8 epochs, course recipe", "benchmarks/results/hybrid_course_recipe.json", "hybrid"),
 ]
 
