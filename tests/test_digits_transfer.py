@@ -30,14 +30,14 @@ def shipped():
 
 
 def test_digits_are_split_once_into_disjoint_sets(data):
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits as sklearn_digits
 
     x_tr, y_tr, x_te, y_te = data
     assert x_tr.shape == (500, 32, 32, 1) and x_te.shape == (1297, 32, 32, 1)
     assert 0.0 <= x_tr.min() and x_tr.max() <= 1.0 and set(np.unique(y_tr)) == set(range(10))
     # Together the two sets hold every digit once: the same labels as scikit-learn's set.
     np.testing.assert_array_equal(np.sort(np.concatenate([y_tr, y_te])),
-                                  np.sort(load_digits().target))
+                                  np.sort(sklearn_digits().target))
     np.testing.assert_array_equal(load_digits()[1], y_tr)  # the same seeded split each time
     assert not np.array_equal(load_digits(seed=1)[1], y_tr)
     for bad in ({"image_size": 0}, {"train_images": 1797}, {"train_images": -5}):
