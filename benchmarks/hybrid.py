@@ -6,7 +6,7 @@
         --out benchmarks/results/hybrid_course_recipe.json        # the course recipe as it is
 
 The course's ViT is pure: each 4x4 patch is projected linearly (Eq. 1). The paper's hybrid forms
-the tokens from a CNN's feature map instead: ``vit("fashion-small", patch_method="hybrid")``, two
+the tokens from a CNN's feature map instead: ``make_vit("fashion-small", patch_method="hybrid")``, two
 3x3 convolutions of stride 2 (32 and 64 channels, batch normalisation, ReLU) to the same 7x7
 grid, then a 1x1 convolution (the paper's patches "of spatial size 1x1") to 64-dimensional
 tokens. Everything else (class token, position embedding, 4 blocks, head, and the training by
@@ -41,11 +41,11 @@ _KEEP = ("command", "epochs", "train_images", "recipe", "parameters", "training_
 
 
 def hybrid_vit(stem_width: int = 32, name: str = "fashion-small"):
-    """``vitlib.vit(name, patch_method="hybrid")``: the paper's CNN stem instead of the linear patch
+    """``vitlib.make_vit(name, patch_method="hybrid")``: the paper's CNN stem instead of the linear patch
     embedding. images (batch, 28, 28, 1) -> logits (batch, 10); 49 + 1 tokens as in the pure ViT."""
-    from vitlib.model import vit
+    from vitlib.model import make_vit
 
-    return vit(name, patch_method="hybrid", stem_width=stem_width)
+    return make_vit(name, patch_method="hybrid", stem_width=stem_width)
 
 
 def _summary(path) -> dict | None:

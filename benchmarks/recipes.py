@@ -5,7 +5,7 @@ recipe vs a small CNN, on Fashion-MNIST.
 
 Contenders (all about 140k parameters, trained on the same images from the same seed):
 
-- ``course``: ``vitlib.vit("fashion-small")`` with :data:`vitlib.train.RECIPE` (read at run time),
+- ``course``: ``vitlib.make_vit("fashion-small")`` with :data:`vitlib.train.RECIPE` (read at run time),
   trained exactly as ``vitlib.compare`` trains it: AdamW, label smoothing, shifts and flips made in
   NumPy, full batches in one endless epoch, XLA, and the warm-up + cosine schedule **clocked in
   training time** so that it reaches 0 when the budget is spent.
@@ -169,9 +169,9 @@ def describe_models(recipe: dict) -> dict:
     import vitlib
     from vitlib.cnn import small_cnn
 
-    models = {"course": vitlib.vit("fashion-small"), "keras.io": keras_io_vit(),
+    models = {"course": vitlib.make_vit("fashion-small"), "keras.io": keras_io_vit(),
               "cnn": small_cnn()}
-    names = {"course": 'vitlib.vit("fashion-small")', "keras.io": "keras_io_vit() (this file)",
+    names = {"course": 'vitlib.make_vit("fashion-small")', "keras.io": "keras_io_vit() (this file)",
              "cnn": "vitlib.cnn.small_cnn()"}
     return {k: {"model": names[k], "parameters": m.count_params(),
                 "trainable": sum(int(np.prod(v.shape)) for v in m.trainable_weights),

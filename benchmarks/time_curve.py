@@ -7,7 +7,7 @@ Three models of about the same size, trained on all 60,000 training images with 
 recipe (``vitlib.train.RECIPE``; the learning-rate schedule clocked in training time, as in
 ``vitlib.compare``) for a fixed number of seconds each, then tested on the 10,000 test images:
 
-- ``vit``: the pure ViT the course teaches (``vitlib.vit("fashion-small")``);
+- ``vit``: the pure ViT the course teaches (``vitlib.make_vit("fashion-small")``);
 - ``hybrid``: the same ViT with the paper's convolutional stem instead of the linear patch
   embedding (Section 3.1; ``benchmarks/hybrid.py``);
 - ``cnn``: the small CNN of notebook 08 (``vitlib.cnn.small_cnn``).
@@ -49,9 +49,9 @@ def _builders():
     import hybrid
 
     from vitlib.cnn import small_cnn
-    from vitlib.model import vit
+    from vitlib.model import make_vit
 
-    return {"vit": lambda: vit("fashion-small"), "hybrid": hybrid.hybrid_vit, "cnn": small_cnn}
+    return {"vit": lambda: make_vit("fashion-small"), "hybrid": hybrid.hybrid_vit, "cnn": small_cnn}
 
 
 def long_runs() -> list[dict]:

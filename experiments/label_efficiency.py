@@ -4,7 +4,7 @@
         --encoder data/mae_fashion_small.keras --out data/label_efficiency.json
 
 For each fraction f it draws a seeded, class-balanced subset of the 60,000 labelled training
-images (f * 6,000 per class) and trains ``vit("fashion-small")`` on it twice: from the pretrained
+images (f * 6,000 per class) and trains ``make_vit("fashion-small")`` on it twice: from the pretrained
 encoder (``--encoder``: an MAE or a ViT ``.keras``; the head is new) and from scratch. Both runs
 use the same seed (so the same new head and the same batches), the recipe of
 :data:`vitlib.train.RECIPE` (``compile_for_training``: AdamW, warm-up over the first tenth of the
@@ -30,7 +30,7 @@ from vitlib.course_files import MAE
 from vitlib.data import load_fashion_mnist
 from vitlib.finetune import copy_encoder
 from vitlib.mae import MaskedAutoencoder
-from vitlib.model import ViT, load_model, vit
+from vitlib.model import ViT, load_model, make_vit
 from vitlib.records import load_average
 from vitlib.train import RECIPE, accuracy, compile_for_training, to_inputs
 
@@ -68,10 +68,10 @@ def load_encoder(path) -> ViT:
 
 
 def train_run(x, y, steps: int, pretrained: ViT | None = None, recipe=RECIPE):
-    """Train ``vit("fashion-small")`` (from ``pretrained``'s encoder, or from scratch) for
+    """Train ``make_vit("fashion-small")`` (from ``pretrained``'s encoder, or from scratch) for
     ``steps`` full batches of x (n, 28, 28, 1) float, y (n,) int. Returns (model, seconds)."""
     keras.utils.set_random_seed(recipe["seed"])  # the same head and batches for both starts
-    model = vit("fashion-small")
+    model = make_vit("fashion-small")
     if pretrained is not None:
         copy_encoder(pretrained, model)
     # The recipe's schedule, counted in steps: warm-up over the first tenth, cosine to 0 at the end.
@@ -105,7 +105,7 @@ def label_efficiency(fractions, encoder_path, steps=STEPS, recipe=RECIPE, comman
             runs.append(run)
             log(json.dumps(run))
     record.update({
-        "what": "Test accuracy (10,000 Fashion-MNIST test images) of vit('fashion-small') "
+        "what": "Test accuracy (10,000 Fashion-MNIST test images) of make_vit('fashion-small') "
                 "fine-tuned from a pretrained encoder vs trained from scratch, on class-balanced "
                 "fractions of the labelled training images; same seed, recipe and steps.",
         "encoder": str(encoder_path), "recipe": recipe, "steps": steps,

@@ -2,7 +2,7 @@
 
     python -m experiments.mae --epochs 8 --out data/mae_fashion_small.keras
 
-The model is ``vitlib.mae.masked_autoencoder()`` (its encoder is ``vit("fashion-small")``); the
+The model is ``vitlib.mae.masked_autoencoder()`` (its encoder is ``make_vit("fashion-small")``); the
 recipe is :data:`RECIPE` (AdamW with beta_2 = 0.95 and weight decay 0.05, as in MAE, Appendix
 A.1). Writes the MAE without optimizer state and a JSON record beside it.
 """
@@ -49,7 +49,7 @@ def pretrain(epochs=8, limit=None, recipe=RECIPE, command="", verbose=2):
     encoder = sum(int(np.prod(w.shape)) for w in model.encoder.weights) - sum(
         int(np.prod(w.shape)) for w in model.encoder.head.weights)
     record.update({
-        "what": "MAE pretraining of vit('fashion-small') on the Fashion-MNIST training images "
+        "what": "MAE pretraining of make_vit('fashion-small') on the Fashion-MNIST training images "
                 "(labels unused); loss = mean squared error on the hidden patches",
         "epochs": epochs, "recipe": recipe, "train_images": len(x),
         "parameters": {"encoder_without_head": encoder,

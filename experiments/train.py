@@ -5,7 +5,7 @@
 
 ``--val-images`` training images (a seeded random subset) are held out as a validation split:
 their accuracy after every epoch is recorded, for choosing models and recipes without looking at
-the test set, which is evaluated once, at the end. The model is ``vitlib.vit(--model)`` with the
+the test set, which is evaluated once, at the end. The model is ``vitlib.make_vit(--model)`` with the
 ``--set`` changes (e.g. ``patch_method=hybrid`` for the paper's CNN stem); the recipe is
 ``vitlib.train.RECIPE`` with the ``--recipe`` changes. Next to the checkpoint a JSON record keeps
 the command, the recipe, the split, the training time, the accuracies and the machine.
@@ -24,7 +24,7 @@ import numpy as np
 from experiments import harness
 from vitlib.configs import CONFIGS, vit_config
 from vitlib.data import load_fashion_mnist
-from vitlib.model import ViT, vit
+from vitlib.model import ViT, make_vit
 from vitlib.records import load_average, machine_summary
 from vitlib.train import RECIPE, accuracy, to_inputs, train
 
@@ -62,7 +62,7 @@ def _load() -> float | None:
 
 def run(model_name="fashion-small", epochs=10, limit=None, recipe=RECIPE, verbose=2,
         curves=False, command="", val_images=0, model=None, **overrides) -> tuple:
-    """Train ``model`` (default: a new ``vit(model_name, **overrides)``) and return
+    """Train ``model`` (default: a new ``make_vit(model_name, **overrides)``) and return
     ``(model, record)``. ``limit`` keeps only the first ``limit`` training images (quick trials);
     ``curves`` also records the test accuracy after every epoch (for figures only)."""
     data = load_fashion_mnist()
@@ -71,7 +71,7 @@ def run(model_name="fashion-small", epochs=10, limit=None, recipe=RECIPE, verbos
     if limit:
         x, y = x[:limit], y[:limit]
     keras.utils.set_random_seed(recipe["seed"])
-    model = model if model is not None else vit(model_name, **overrides)
+    model = model if model is not None else make_vit(model_name, **overrides)
     callbacks = []
     if val_images:
         callbacks.append(EpochAccuracy(to_inputs(data.x_train[val_idx]), data.y_train[val_idx],

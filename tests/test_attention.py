@@ -158,3 +158,16 @@ def test_fused_equals_explicit_without_mask(pair):
     explicit, w = ours(x, return_attention_scores=True)  # scaled_dot_product_attention
     np.testing.assert_allclose(fused, ops.convert_to_numpy(explicit), atol=1e-5)
     np.testing.assert_allclose(ops.convert_to_numpy(w).sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_fully_masked_row_is_uniform_not_nan(dtype):
+    """A row with every key masked gets (numerically) uniform weights, also in float16, where a
+    mask value of -1e9 would overflow to -inf and softmax would return NaN."""
+    q = k = v = np.ones((1, 3, 4), dtype)
+    mask = np.array([[[True, True, False], [False, False, False], [True, False, True]]])
+    out, weights = scaled_dot_product_attention(q, k, v, mask)
+    weights = ops.convert_to_numpy(weights).astype("float64")
+    assert np.all(np.isfinite(weights)) and np.all(np.isfinite(ops.convert_to_numpy(out)))
+    np.testing.assert_allclose(weights[0, 1], np.full(3, 1 / 3), atol=1e-3)
+    np.testing.assert_allclose(weights[0, 0], [0.5, 0.5, 0.0], atol=1e-3)

@@ -33,7 +33,7 @@ def test_cnn_parameter_count_matches_the_formula(width):
 
 @pytest.mark.single_backend
 def test_default_cnn_matches_the_vit_within_10_percent():
-    cnn, vit = small_cnn().count_params(), vitlib.vit("fashion-small").count_params()
+    cnn, vit = small_cnn().count_params(), vitlib.make_vit("fashion-small").count_params()
     assert (cnn, vit) == (139_903, 139_018)
     assert abs(cnn - vit) / vit < 0.10
 
@@ -103,6 +103,6 @@ def test_shipped_results_have_every_size_for_both_models_and_the_command():
         for p in points.values():
             assert 0.0 <= p["test_accuracy"] <= 1.0 and p["steps"] > 0
     assert record["models"]["cnn"]["parameters"] == small_cnn().count_params()
-    assert record["models"]["vit"]["parameters"] == vitlib.vit("fashion-small").count_params()
+    assert record["models"]["vit"]["parameters"] == vitlib.make_vit("fashion-small").count_params()
     assert record["machine"]["cpu_count"] >= 1 and record["date"] and record["versions"]["keras"]
     assert len(record["load_average"]["start"]) == 3

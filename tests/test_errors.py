@@ -52,7 +52,7 @@ def zero_init(monkeypatch):
 
 @pytest.fixture
 def fashion_tiny(zero_init):
-    return vitlib.vit("fashion-tiny")  # 28x28, 1 channel
+    return vitlib.make_vit("fashion-tiny")  # 28x28, 1 channel
 
 
 def test_image_size_not_divisible_by_patch_size():
@@ -144,7 +144,7 @@ def test_model_checks_image_size(fashion_tiny):
 
 @pytest.mark.parametrize("dtype", ["uint8", "int64", "bool"])
 def test_raw_pixels_are_refused_with_what_to_do(dtype):
-    model = vitlib.vit("fashion-tiny")
+    model = vitlib.make_vit("fashion-tiny")
     x = np.zeros((2, 28, 28, 1), dtype)
     raises_from_vitlib(lambda: model(x), "`images` must hold floating-point pixel values",
                        f"got dtype {dtype}", "/ 255")
@@ -153,7 +153,7 @@ def test_raw_pixels_are_refused_with_what_to_do(dtype):
 
 def test_bad_predict_input_leaves_the_model_usable():
     """On JAX an error inside Keras' predict left the variables unusable: vitlib checks first."""
-    model = vitlib.vit("fashion-tiny")
+    model = vitlib.make_vit("fashion-tiny")
     good = np.zeros((2, 28, 28, 1), "float32")
     before = model.predict(good, verbose=0)
     raises_from_vitlib(lambda: model.predict(np.zeros((2, 28, 28), "float32"), verbose=0),
@@ -164,7 +164,7 @@ def test_bad_predict_input_leaves_the_model_usable():
 
 
 def test_none_and_mismatched_labels_are_named():
-    model = vitlib.vit("fashion-tiny")
+    model = vitlib.make_vit("fashion-tiny")
     raises_from_vitlib(lambda: model(None), "`images` must be an array or tensor, got NoneType")
     model.compile("adam", "sparse_categorical_crossentropy")
     x = np.zeros((4, 28, 28, 1), "float32")
@@ -237,7 +237,7 @@ def test_damaged_keras_files_are_named(tmp_path):
                           ("half.keras", None)):
         path = tmp_path / name
         if content is None:
-            vitlib.vit("fashion-tiny").save(path)
+            vitlib.make_vit("fashion-tiny").save(path)
             content = path.read_bytes()[:200]
         path.write_bytes(content)
         raises_from_vitlib(lambda p=path: load_model(p), str(path))

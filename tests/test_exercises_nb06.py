@@ -39,7 +39,7 @@ def test_vit_param_count_solution_passes():
 ])
 def test_vit_param_count_reference_matches_keras(name, overrides):
     config = vitlib.vit_config(name, **overrides)
-    assert nb06._vit_param_count(config) == vitlib.vit(name, **overrides).count_params()
+    assert nb06._vit_param_count(config) == vitlib.make_vit(name, **overrides).count_params()
 
 
 def test_vit_param_count_reference_matches_the_papers_counts():

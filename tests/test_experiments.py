@@ -66,7 +66,7 @@ def test_header_and_finish_describe_the_run():
 
 
 def test_save_model_drops_the_optimizer_and_refuses_to_overwrite(tmp_path):
-    model = vitlib.vit("fashion-tiny")
+    model = vitlib.make_vit("fashion-tiny")
     model.compile(keras.optimizers.Adam(), "mse")
     out = tmp_path / "m.keras"
     harness.save_model(model, {"what": "test"}, out)
@@ -138,7 +138,7 @@ def test_hybrid_stem_trains_through_the_same_command(tmp_path):
     from experiments import train
 
     model, record = train.run("fashion-tiny", epochs=1, limit=128, verbose=0,
-                              model=vitlib.vit("fashion-tiny", patch_size=4, patch_method="hybrid"),
+                              model=vitlib.make_vit("fashion-tiny", patch_size=4, patch_method="hybrid"),
                               patch_size=4, patch_method="hybrid")
     assert model.patch_embedding.method == "hybrid" and record["overrides"]["patch_method"] == "hybrid"
 
@@ -170,7 +170,7 @@ def test_segment_command_writes_a_checkpoint_whose_scores_match_the_record(tmp_p
     from experiments import segment as command
 
     encoder = tmp_path / "classifier.keras"
-    vitlib.vit("fashion-tiny").save(encoder)  # 7x7 patches: a 56x56 canvas has 8x8 of them
+    vitlib.make_vit("fashion-tiny").save(encoder)  # 7x7 patches: a 56x56 canvas has 8x8 of them
     out = tmp_path / "seg.keras"
     argv = ["--encoder", str(encoder), "--train-canvases", "64", "--test-canvases", "16",
             "--epochs", "1", "--batch-size", "32", "--out", str(out)]

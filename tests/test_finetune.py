@@ -13,7 +13,7 @@ import pytest
 from keras import ops
 from test_embeddings import numpy_bilinear
 
-from vitlib import sincos_2d, vit
+from vitlib import make_vit, sincos_2d
 from vitlib.finetune import copy_encoder, freeze_encoder, with_new_head
 
 
@@ -23,7 +23,7 @@ def randomized(name="fashion-tiny", seed=0, **overrides):
     with pytest.MonkeyPatch.context() as patch:
         for cls in (keras.initializers.GlorotUniform, keras.initializers.RandomNormal):
             patch.setattr(cls, "__call__", lambda self, shape, dtype=None: ops.zeros(shape, dtype))
-        model = vit(name, **overrides)
+        model = make_vit(name, **overrides)
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.weights])
     return model
@@ -95,7 +95,7 @@ def test_frozen_encoder_trains_only_the_head():
         moved = not np.array_equal(value, before[path])
         assert moved == path.startswith("head/"), path
     freeze_encoder(model, frozen=False)
-    assert len(model.trainable_weights) == len(vit("fashion-tiny").trainable_weights)
+    assert len(model.trainable_weights) == len(make_vit("fashion-tiny").trainable_weights)
 
 
 def test_bad_arguments_raise_value_errors():
@@ -107,6 +107,6 @@ def test_bad_arguments_raise_value_errors():
     with pytest.raises(ValueError, match="divisible by `patch_size`=7"):
         with_new_head(source, image_size=30)
     with pytest.raises(ValueError, match="dim=64, but `source` has dim=32"):
-        copy_encoder(source, vit("fashion-tiny", dim=64, num_heads=2))
+        copy_encoder(source, make_vit("fashion-tiny", dim=64, num_heads=2))
     with pytest.raises(ValueError, match="`model` must be a vitlib.ViT, got str"):
         freeze_encoder("encoder")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from vitlib import vit
+from vitlib import make_vit
 from vitlib.mae import MaskedAutoencoder, masked_autoencoder, masked_mse, random_masking
 
 
@@ -138,7 +138,7 @@ def test_exported_encoder_is_a_fashion_small_vit_with_the_same_tokens(model):
     tokens, mask, _ = model.encode(x, mask_ratio=0.0)  # nothing hidden: every patch, in order
     assert float(ops.sum(mask)) == 0
     np.testing.assert_allclose(np_(tokens), np_(exported.encode(x)), atol=1e-4)
-    fresh = vit("fashion-small")
+    fresh = make_vit("fashion-small")
     fresh.set_weights(exported.get_weights())  # loads into the course's model as it is
     assert tuple(model.to_vit(num_classes=3)(x).shape) == (2, 3)
 

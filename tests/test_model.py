@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from vitlib import CONFIGS, MLP, EncoderBlock, ViT, vit
+from vitlib import CONFIGS, MLP, EncoderBlock, ViT, make_vit
 
 
 @pytest.fixture(autouse=True)
@@ -257,7 +257,7 @@ def _count(model):
 
 @pytest.mark.parametrize("name", ["fashion-tiny", "fashion-small"])
 def test_fashion_configs_count(name):
-    model = vit(name)
+    model = make_vit(name)
     assert model.image_size == (28, 28) and model.channels == 1 and model.num_classes == 10
     assert _count(model) == count_by_hand(**_sizes(name))
 
@@ -265,7 +265,7 @@ def test_fashion_configs_count(name):
 @pytest.mark.single_backend  # backend-independent, and slow to build (H/14: 632M parameters)
 @pytest.mark.parametrize("name", ["Ti/16", "S/16", "B/16", "L/16", "H/14"])
 def test_published_counts_exact(name):
-    model = vit(name)
+    model = make_vit(name)
     n = _count(model)
     del model
     gc.collect()
@@ -277,7 +277,7 @@ def test_published_counts_exact(name):
 @pytest.mark.parametrize("name", ["S/32", "B/32", "L/32"])
 def test_32_variants_count(name):
     # Built with 2 of their blocks to stay fast; the depth is checked against the paper above.
-    model = vit(name, depth=2)
+    model = make_vit(name, depth=2)
     assert _count(model) == count_by_hand(**{**_sizes(name), "depth": 2})
     assert model.num_tokens == 7 * 7 + 1
 

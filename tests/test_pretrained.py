@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from vitlib import ViT, pretrained, vit
+from vitlib import ViT, make_vit, pretrained
 from vitlib.pretrained import load_npz, save_npz, to_npz_dict
 
 POS = "Transformer/posembed_input/pos_embedding"
@@ -267,7 +267,7 @@ def test_download_offline_says_what_to_do_and_reuses_a_file(offline, tmp_path):
 @pytest.mark.single_backend
 def test_catalogue_sizes_match_the_models():
     config = pretrained.CHECKPOINTS["Ti/16-augreg-in21k-ft-in1k"]["config"]
-    model = vit("Ti/16")
+    model = make_vit("Ti/16")
     assert config["params"] == model.count_params() == 5_717_416
     assert pretrained.CHECKPOINTS["B/16-in21k-ft-in1k"]["config"]["params"] == 86_567_656
 
@@ -344,11 +344,11 @@ def test_keras_hub_errors():
         pretrained.from_keras_hub(classifier)
     assert pretrained.from_keras_hub(classifier, include_head=False, num_classes=2).num_classes == 2
     with pytest.raises(ValueError, match="ViTBackbone or ViTImageClassifier"):
-        pretrained.from_keras_hub(vit("fashion-tiny"))
+        pretrained.from_keras_hub(make_vit("fashion-tiny"))
 
 
 @pytest.mark.single_backend
 def test_missing_keras_hub_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "keras_hub", None)  # `import keras_hub` now fails
     with pytest.raises(ImportError, match="requirements-hub.txt.*tensorflow-text"):
-        pretrained.to_keras_hub(vit("fashion-tiny"))
+        pretrained.to_keras_hub(make_vit("fashion-tiny"))

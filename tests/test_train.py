@@ -71,24 +71,24 @@ def test_accuracy_counts_argmax_hits_and_checks_its_arguments():
 
 
 def test_train_rejects_unknown_recipe_keys_and_mismatched_data():
-    from vitlib import vit
+    from vitlib import make_vit
 
     x = np.zeros((8, 28, 28, 1), "float32")
     with pytest.raises(ValueError, match=r"unknown keys \['batch_sise'\]"):
-        train.train(vit("fashion-tiny"), x, np.zeros(8, int), 1, {"batch_sise": 4})
+        train.train(make_vit("fashion-tiny"), x, np.zeros(8, int), 1, {"batch_sise": 4})
     with pytest.raises(ValueError, match="same number .* got 8 and 3"):
-        train.train(vit("fashion-tiny"), x, np.zeros(3, int), 1)
+        train.train(make_vit("fashion-tiny"), x, np.zeros(3, int), 1)
     with pytest.raises(ValueError, match="`epochs` must be a positive integer, got 0"):
-        train.train(vit("fashion-tiny"), x, np.zeros(8, int), 0)
+        train.train(make_vit("fashion-tiny"), x, np.zeros(8, int), 0)
 
 
 @pytest.mark.single_backend
 def test_train_fits_any_model_with_the_recipe():
-    from vitlib import vit
+    from vitlib import make_vit
 
     d = load_fashion_mnist()
     x, y = train.to_inputs(d.x_train[:256]), d.y_train[:256]
-    model = vit("fashion-tiny", patch_size=4, patch_method="hybrid", stem_width=8)
+    model = make_vit("fashion-tiny", patch_size=4, patch_method="hybrid", stem_width=8)
     history = train.train(model, x, y, epochs=2, recipe={"batch_size": 32}, verbose=0,
                           jit_compile=False)
     assert len(history.history["loss"]) == 2

@@ -3,7 +3,7 @@
     .venv/bin/python tools/careless.py            # on the current backend (KERAS_BACKEND)
 
 Each case must raise an error from vitlib's own code (a "clear" error: ValueError, TypeError,
-FileNotFoundError or DataError whose innermost frame is in vitlib/ or experiments/). Anything else
+FileNotFoundError or DataError, or a UserWarning, whose innermost frame is in vitlib/ or experiments/). Anything else
 is counted as "leaked" (an error from TensorFlow, JAX, Keras, NumPy or zipfile) or "silent" (no
 error at all). Prints one line per case that is not clear, then the counts; exits 1 if any.
 """
@@ -14,6 +14,7 @@ import os
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 import vitlib  # noqa: E402
+import vitlib.plots  # noqa: E402
 from vitlib import explain, finetune, pretrained  # noqa: E402
 from vitlib.mae import masked_autoencoder, masked_mse, random_masking  # noqa: E402
 from vitlib.model import load_model  # noqa: E402
@@ -34,7 +36,7 @@ ANSWERED = "answered"  # a checker's feedback instead of an exception
 
 
 def cases(tmp: Path):
-    m = vitlib.vit("fashion-tiny")
+    m = vitlib.make_vit("fashion-tiny")
     x = np.zeros((2, 28, 28, 1), "float32")
     raw = (x * 255).astype("uint8")
     yield "model(uint8)", lambda: m(raw)
@@ -48,7 +50,7 @@ def cases(tmp: Path):
     yield "predict(3 channels)", lambda: m.predict(np.zeros((2, 28, 28, 3), "float32"), verbose=0)
     yield "model(None)", lambda: m(None)
     yield "model(list)", lambda: m([[1, 2]])
-    yield "vit(unknown)", lambda: vitlib.vit("fashion-huge")
+    yield "make_vit(unknown)", lambda: vitlib.make_vit("fashion-huge")
     yield "ViT(patch_method typo)", lambda: vitlib.ViT(patch_method="convv")
     yield "ViT(num_heads not dividing)", lambda: vitlib.ViT(dim=10, num_heads=3)
     yield "ViT(hybrid, patch 7)", lambda: vitlib.ViT(image_size=28, patch_size=7, patch_method="hybrid")
@@ -85,6 +87,23 @@ def cases(tmp: Path):
     yield "load_model(HTML .keras)", lambda: load_model(tmp / "page.keras")
     (tmp / "cut.npz").write_bytes(b"PK\x03\x04" + b"\x00" * 20)
     yield "load_npz(truncated)", lambda: pretrained.load_npz(str(tmp / "cut.npz"))
+    one_layer = [np.ones((1, 2, 5, 5), "float32") / 5]  # 1 image, 2 heads, class token + 2x2
+    yield "explorer query out of range", lambda: vitlib.plots.attention_explorer(
+        None, np.zeros((1, 8, 8, 1)), attentions=one_layer, grid_size=(2, 2), patch_size=4,
+        num_prefix_tokens=1, query=(5, 5))
+    yield "explorer head 2 of 2", lambda: vitlib.plots.attention_explorer(
+        None, np.zeros((1, 8, 8, 1)), attentions=one_layer, grid_size=(2, 2), patch_size=4,
+        num_prefix_tokens=1, head=2)
+    yield "mean distance of NaN", lambda: explain.mean_attention_distance(
+        [one_layer[0] * np.nan], (2, 2), 4)
+    only_cls = np.zeros((1, 2, 5, 5), "float32")
+    only_cls[..., 0] = 1.0  # every query attends only to the class token
+    yield "mean distance, head sees no patch", lambda: explain.mean_attention_distance(
+        [only_cls], (2, 2), 4)
+    broken = vitlib.make_vit("fashion-tiny")
+    broken.head.kernel.assign(np.full(broken.head.kernel.shape, np.nan, "float32"))
+    broken.save(tmp / "nan.keras")
+    yield "load_model(NaN weights) warns", lambda: load_model(tmp / "nan.keras")
     from vitlib.exercises import nb02
     # A checker answers (it does not raise): a "not correct" feedback counts as clear.
     yield "checker, learner returns a string", lambda: ANSWERED if not nb02.check_softmax(
@@ -100,12 +119,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         for name, fn in cases(Path(d)):
             try:
-                if fn() == ANSWERED:
+                with warnings.catch_warnings():  # a warning from vitlib counts as a clear answer
+                    warnings.simplefilter("error", UserWarning)
+                    answer = fn()
+                if answer == ANSWERED:
                     counts["clear"] += 1
                     continue
                 counts["silent"] += 1
                 print(f"SILENT  {name}")
-            except (ValueError, TypeError, FileNotFoundError, vitlib.data.DataError) as e:
+            except (ValueError, TypeError, FileNotFoundError, UserWarning,
+                    vitlib.data.DataError) as e:
                 frames = traceback.extract_tb(e.__traceback__)
                 if frames and frames[-1].filename.startswith(OURS):
                     counts["clear"] += 1

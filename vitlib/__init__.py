@@ -33,14 +33,14 @@ from .embeddings import (
 from .encoder import MLP, EncoderBlock
 from .finetune import copy_encoder, freeze_encoder, with_new_head
 from .mae import MaskedAutoencoder, masked_autoencoder, masked_mse, random_masking
-from .model import ViT, architecture, load_model, vit
+from .model import ViT, architecture, load_model, make_vit
 from .patches import PatchEmbedding, extract_patches, patches_to_images
 from .segment import PatchSegmenter
 
 __all__ = [
-    "CONFIGS", "MLP", "architecture", "load_model", "ClassToken", "EncoderBlock", "MaskedAutoencoder", "MultiHeadSelfAttention",
-    "PatchEmbedding", "PatchSegmenter", "PositionEmbedding", "ViT", "copy_encoder", "extract_patches",
-    "freeze_encoder", "masked_autoencoder", "masked_mse", "patches_to_images", "random_masking",
-    "resize_position_embedding", "scaled_dot_product_attention", "sincos_1d", "sincos_2d",
-    "vit", "vit_config", "with_new_head",
+    "architecture", "ClassToken", "CONFIGS", "copy_encoder", "EncoderBlock", "extract_patches",
+    "freeze_encoder", "load_model", "make_vit", "masked_autoencoder", "masked_mse",
+    "MaskedAutoencoder", "MLP", "MultiHeadSelfAttention", "PatchEmbedding", "patches_to_images",
+    "PatchSegmenter", "PositionEmbedding", "random_masking", "resize_position_embedding",
+    "scaled_dot_product_attention", "sincos_1d", "sincos_2d", "ViT", "vit_config", "with_new_head",
 ]

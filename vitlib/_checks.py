@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 
 def positive_int(name: str, value) -> int:
     """Return ``value`` as an int, or raise if it is not a positive integer."""
@@ -106,6 +108,13 @@ def float_images(name: str, x) -> None:
             f"`{name}` must hold floating-point pixel values, got dtype {dtype}. For raw 8-bit "
             "images (0-255) divide by 255 first: x.astype('float32') / 255 "
             "(vitlib.train.to_inputs does this for Fashion-MNIST).")
+
+
+def finite(name: str, array, hint: str = "check the model's inputs and weights") -> None:
+    """Raise a ValueError naming ``name`` if the NumPy ``array`` holds NaN or Inf."""
+    bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise ValueError(f"`{name}` contains NaN or Inf ({bad} values): {hint}.")
 
 
 def rank(name: str, shape, expected: int, layout: str) -> tuple:

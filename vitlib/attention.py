@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 
-from keras import KerasTensor, initializers, layers, ops, saving
+from keras import KerasTensor, backend, initializers, layers, ops, saving
 
 from . import _checks
 
-_MASK_VALUE = -1e9  # a large negative score: softmax gives it (numerically) zero weight
+
+def _mask_value(dtype) -> float:
+    """A score so low that softmax gives it (numerically) zero weight, and that ``dtype`` can hold:
+    -1e9 would overflow float16 to -inf, and a fully masked row would become NaN."""
+    return -6.0e4 if backend.standardize_dtype(dtype) == "float16" else -1e9
 
 
 def _check_mask(mask, scores_shape):
@@ -66,7 +70,7 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     q = ops.multiply(q, 1.0 / math.sqrt(qs[-1]))
     scores = ops.matmul(q, ops.swapaxes(k, -1, -2))  # (..., queries, keys)
     if mask is not None:
-        scores = ops.where(ops.cast(mask, "bool"), scores, ops.cast(_MASK_VALUE, scores.dtype))
+        scores = ops.where(ops.cast(mask, "bool"), scores, ops.cast(_mask_value(scores.dtype), scores.dtype))
     weights = ops.softmax(scores, axis=-1)
     return ops.matmul(weights, v), weights
 

@@ -10,7 +10,7 @@ global average pooling and a Dense head:
 Its built-in assumptions (inductive bias, 帰納バイアス): locality and translation equivariance.
 Parameters, with c_0 = in_channels, c_1 = w, c_2 = 2w, c_3 = 4w:
 sum_i 9*c_{i-1}*c_i (convolutions) + sum_i 4*c_i (BatchNorm) + c_3*num_classes + num_classes
-(the head); ``width=39`` gives 139,903, about the size of ``vit("fashion-small")``. BatchNorm's
+(the head); ``width=39`` gives 139,903, about the size of ``make_vit("fashion-small")``. BatchNorm's
 momentum is 0.9 (not Keras' 0.99) so that its test-time statistics settle within the few hundred
 steps of notebook 08's time-budgeted runs."""
 

@@ -1,7 +1,7 @@
 """ViT vs CNN at a matched parameter budget and a matched training time (notebook 08).
 
 :func:`train_with_budget` trains ``vitlib.cnn.small_cnn()`` (139,903 parameters) or
-``vitlib.vit("fashion-small")`` (139,018) for a given number of SECONDS of training, with the
+``vitlib.make_vit("fashion-small")`` (139,018) for a given number of SECONDS of training, with the
 recipe :data:`vitlib.train.RECIPE` for both: the same seeded augmented batches
 (:class:`EndlessBatches`), AdamW with weight decay, label smoothing, XLA unless told otherwise.
 
@@ -26,12 +26,12 @@ import numpy as np
 
 from .cnn import small_cnn
 from .course_files import course_file
-from .model import vit
+from .model import make_vit
 from .train import RECIPE, AugmentedBatches, cosine_schedule, to_inputs
 
 MODELS = {
     "cnn": ("small_cnn(width=39)", small_cnn),
-    "vit": ('vit("fashion-small")', lambda: vit("fashion-small")),
+    "vit": ('make_vit("fashion-small")', lambda: make_vit("fashion-small")),
 }
 WARMUP_FRACTION = 0.1
 #: The shipped results, relative to the repository root.

@@ -64,9 +64,7 @@ def _stack(attentions, name: str = "attentions") -> np.ndarray:
             raise ValueError(f"`{name}` must hold at least one layer's attention, got an empty list.")
         attentions = np.stack([np.asarray(ops.convert_to_numpy(a)) for a in attentions])
     a = np.asarray(ops.convert_to_numpy(attentions), dtype=np.float64)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"`{name}` contains NaN or Inf ({int(np.sum(~np.isfinite(a)))} values): "
-                         "check the model's inputs and weights.")
+    _checks.finite(name, a)
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise ValueError(
             f"`{name}` must end in (tokens, tokens) (queries, keys), got shape {a.shape}."
@@ -197,6 +195,7 @@ def mean_attention_distance(attention, grid_size, patch_size: int,
                 "`attention` must be a list of per-layer arrays (batch, heads, tokens, tokens) or one "
                 f"array (layers, batch, heads, tokens, tokens); {where} has shape {np.shape(a)}."
             )
+        _checks.finite(f"attention[{i}]" if isinstance(attention, (list, tuple)) else "attention", a)
         rows, cols, prefix = _grid_and_prefix(a.shape[-1], grid_size, num_prefix_tokens, "attention")
         if d is None:
             d = distance_matrix((rows, cols), patch_size)  # (N, N), in pixels
@@ -205,9 +204,11 @@ def mean_attention_distance(attention, grid_size, patch_size: int,
         # A query that puts all its weight on the class token has no patch weights to average:
         # it is left out (NaN) rather than divided 0 / 0.
         weights = np.divide(patches, totals, out=np.full_like(patches, np.nan), where=totals > 0)
-        if np.isnan(weights).all():
-            raise ValueError("`attention` puts no weight on any patch (every query attends only "
-                             "to the prefix tokens): there is no distance to average.")
+        empty = np.isnan(weights).all(axis=(0, 2, 3))  # (heads,): no query of any image sees a patch
+        if empty.any():
+            raise ValueError(f"`attention` (layer {i}, heads {np.flatnonzero(empty).tolist()}) puts "
+                             "no weight on any patch (every query attends only to the prefix "
+                             "tokens): there is no distance to average.")
         per_query = (weights * d).sum(axis=-1)  # (batch, heads, N)
         result.append(np.nanmean(per_query, axis=(0, 2)))  # over images and queries -> (heads,)
     result = np.stack(result)  # (layers, heads)
@@ -224,6 +225,7 @@ def position_similarity(embedding, grid_size) -> np.ndarray:
     map of position (r, c) against all positions, so ``sim[r, c, r, c] == 1``.
     """
     e = np.asarray(ops.convert_to_numpy(embedding), dtype=np.float64)
+    _checks.finite("embedding", e, "a position embedding must hold finite numbers")
     if e.ndim == 3 and e.shape[0] == 1:
         e = e[0]
     if e.ndim != 2:
@@ -305,6 +307,7 @@ def query_attention(attentions, image_index: int, layer: int, head, query_patch,
     layer = _index("layer", layer, len(attentions), "layers")
     a = np.asarray(ops.convert_to_numpy(attentions[layer]))
     _checks.rank(f"attentions[{layer}]", a.shape, 4, "(batch, heads, tokens, tokens)")
+    _checks.finite(f"attentions[{layer}]", a)
     rows, cols, prefix = _grid_and_prefix(a.shape[-1], grid_size, num_prefix_tokens)
     image_index = _index("image_index", image_index, a.shape[0], "images")
     if isinstance(head, str):

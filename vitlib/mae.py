@@ -8,7 +8,7 @@ encoder (He et al. 2022, "Masked Autoencoders Are Scalable Vision Learners").
     loss:    mean squared error on the HIDDEN patches only (optionally on per-patch normalised
              pixels, the paper's norm_pix_loss)
 
-The encoder IS a :class:`vitlib.ViT` (by default ``vit("fashion-small")``), so after pretraining
+The encoder IS a :class:`vitlib.ViT` (by default ``make_vit("fashion-small")``), so after pretraining
 ``mae.to_vit()`` is that ViT with a new head, ready for fine-tuning (:mod:`vitlib.finetune`).
 
 ``python -m experiments.mae`` pretrains it on the Fashion-MNIST training images (their labels are

@@ -246,12 +246,28 @@ def load_model(path) -> keras.Model:
         raise ValueError(f"`path` {path} is a damaged .keras archive ("
                          f"{'corrupt entry ' + damaged if damaged else 'entries missing'}): make "
                          "or download it again.")
-    return keras.saving.load_model(path, safe_mode=True)
+    model = keras.saving.load_model(path, safe_mode=True)
+    warn_if_not_finite(model, f"`path` {path}")
+    return model
 
 
-def vit(name: str, **overrides) -> ViT:
-    """Build a named ViT (see :mod:`vitlib.configs`), e.g. ``vit("B/16")`` or
-    ``vit("fashion-small", position="sincos")``. The model is built, ready to count parameters."""
+def warn_if_not_finite(model: keras.Model, what: str) -> list[str]:
+    """Warn (UserWarning) if any weight of ``model`` holds NaN or Inf: every output would be NaN.
+    Usually the training run that saved it diverged. Returns the paths of those weights."""
+    import warnings
+
+    bad = [v.path for v in model.weights
+           if not np.all(np.isfinite(keras.ops.convert_to_numpy(v)))]
+    if bad:
+        warnings.warn(f"{what}: {len(bad)} weights hold NaN or Inf ({', '.join(bad[:3])}"
+                      f"{', ...' if len(bad) > 3 else ''}); the model will output NaN. Did its "
+                      "training diverge? Train again with a lower learning rate.", stacklevel=3)
+    return bad
+
+
+def make_vit(name: str, **overrides) -> ViT:
+    """Build a named ViT (see :mod:`vitlib.configs`), e.g. ``make_vit("B/16")`` or
+    ``make_vit("fashion-small", position="sincos")``. The model is built, ready to count parameters."""
     model = ViT(**vit_config(name, **overrides))
     model.build()
     return model

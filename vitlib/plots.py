@@ -271,6 +271,11 @@ class AttentionExplorer:
         rows, cols = grid_size
         labels = [f"image {i}" for i in range(n)] if labels is None else [str(s) for s in labels]
         query = (rows // 2, cols // 2) if query is None else query
+        try:  # sliders would silently clamp an out-of-range start: check it as the explorer will
+            explain.query_attention(attentions, 0, depth - 1 if layer is None else layer, head,
+                                    query, grid_size, num_prefix_tokens)
+        except ValueError as error:
+            raise ValueError(str(error).replace("`query_patch", "`query")) from None
         self.image = widgets.Dropdown(options=[(f"{i}: {s}", i) for i, s in enumerate(labels)],
                                       value=0, description="image")
         self.layer = widgets.IntSlider(value=depth - 1 if layer is None else layer, min=0,

@@ -19,7 +19,7 @@ leading batch axis. What differs from the flax model:
 - **GELU.** flax's ``nn.gelu`` (used by ``vit_jax``'s MLP) is the *tanh approximation*; the
   exact erf form differs from it by at most 4.7e-4. :func:`load_npz` therefore builds its model
   with ``gelu="tanh"`` (``tests/test_pretrained.py`` checks it against a flax-layout forward pass);
-  keras-hub's ViT uses the exact form, and so do :func:`from_keras_hub` and ``vitlib.vit()``.
+  keras-hub's ViT uses the exact form, and so do :func:`from_keras_hub` and ``vitlib.make_vit()``.
 - **pre_logits.** Some old checkpoints (the ImageNet-21k pre-training files of 2020) have a
   "representation layer" ``pre_logits`` (Dense D->R then tanh) before the head. vitlib's ViT
   has none, so :func:`load_npz` refuses such a file unless ``include_head=False`` (drop both,
@@ -48,7 +48,7 @@ from keras import ops
 
 from . import _checks
 from .configs import vit_config
-from .model import ViT
+from .model import ViT, warn_if_not_finite
 
 # --------------------------------------------------------------------------------------------
 # The key-mapping table: one row per weight, (npz key, vitlib attribute path, keras-hub path).
@@ -315,6 +315,7 @@ def load_npz(source, model: ViT | None = None, *, include_head: bool = True,
     extra = sorted(set(weights) - used - skipped)
     if extra:
         warnings.warn(f"load_npz ignored {len(extra)} unused key(s): {extra[:8]}", stacklevel=2)
+    warn_if_not_finite(model, "load_npz: `source`")
     return model
 
 
