@@ -129,7 +129,7 @@ def main(argv=None) -> int:
         parser.error(f"--epochs must be at least 1, got {args.epochs}.")
     harness.refuse_existing([args.out], args.overwrite)
     try:
-        changes = harness.settings(args.recipe, RECIPE)
+        changes = harness.changes(args.recipe, RECIPE)
     except ValueError as error:
         parser.error(str(error))
     record = run(args.epochs, changes, args.stem_width,

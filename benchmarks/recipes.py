@@ -184,10 +184,10 @@ def run(budgets, train_images: int = 60_000, command: str = "", note: str = "",
     """Train every contender for every budget (interleaved) and return the record."""
     import keras
 
+    from experiments.harness import load_average
     from vitlib import train as vtrain
     from vitlib.compare import training_set
     from vitlib.data import load_fashion_mnist
-    from vitlib.records import load_average
 
     budgets = [float(b) for b in budgets]
     if not budgets or any(not b > 0 for b in budgets) or len(set(budgets)) < len(budgets):

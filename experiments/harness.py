@@ -1,7 +1,7 @@
 """The one harness of the experiment commands and benchmarks: arguments, records, outputs.
 
 - :func:`parser` gives every command ``--out`` and ``--overwrite``; :func:`check_out` refuses an
-  existing output before any work; :func:`settings` parses ``KEY=VALUE`` changes strictly (an
+  existing output before any work; :func:`changes` parses ``KEY=VALUE`` changes strictly (an
   unknown key or a value of the wrong type is an error, not ignored).
 - :func:`header` and :func:`finish` put the command, UTC date, machine, versions and load average
   into every record; :func:`write_record` writes it (never over an existing file unless told).
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.metadata
 import json
 import os
+import platform
 import shlex
 import sys
 from pathlib import Path
@@ -59,13 +61,23 @@ def parser(description: str, out_help: str = "the results file (.json)") -> argp
     return p
 
 
+def existing(paths, overwrite: bool) -> str | None:
+    """The one overwrite rule: a message for the first of ``paths`` that exists, unless
+    ``overwrite``; None if nothing would be replaced. Commands check it before any work."""
+    for path in paths:
+        if path and Path(path).exists() and not overwrite:
+            return f"{path} exists; pass --overwrite to replace it."
+    return None
+
+
 def check_out(p: argparse.ArgumentParser, args) -> None:
     """Stop with a usage error, before any work, if ``--out`` exists without ``--overwrite``."""
-    if args.out and Path(args.out).exists() and not args.overwrite:
-        p.error(f"--out {args.out} exists; pass --overwrite to replace it.")
+    message = existing([args.out], args.overwrite)
+    if message:
+        p.error(f"--out {message}")
 
 
-def settings(items, defaults: dict, option: str = "--recipe") -> dict:
+def changes(items, defaults: dict, option: str = "--recipe") -> dict:
     """``["batch_size=32", "flip=false"]`` -> ``{**defaults, "batch_size": 32, "flip": False}``.
 
     Values are JSON (numbers, true/false, lists), else strings. A key that ``defaults`` does not
@@ -110,12 +122,50 @@ def script_line(argv=None) -> str:
     return shlex.join([".venv/bin/python", str(script), *argv[1:]])
 
 
-# --- records ------------------------------------------------------------------------------------
+# --- records: where a measurement was made -----------------------------------------------------
+
+def versions() -> dict:
+    """Python, Keras (and its backend), NumPy, TensorFlow and JAX versions, where installed."""
+    import keras
+    import numpy as np
+
+    out = {"python": platform.python_version(), "keras": keras.__version__,
+           "backend": keras.backend.backend(), "numpy": np.__version__}
+    for package, dists in (("tensorflow", ("tensorflow", "tensorflow-cpu")), ("jax", ("jax",))):
+        for dist in dists:
+            try:
+                out[package] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                pass
+    return out
+
+
+def machine() -> dict:
+    """Platform, architecture, CPU model (from /proc/cpuinfo where there is one) and core count."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
+            "cpu_count": os.cpu_count()}
+
+
+def load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages (None where the system has none, e.g. Windows)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 
 def header(command: str) -> dict:
     """Command, UTC date, machine, versions and load average: the start of every record."""
-    from vitlib.records import load_average, machine, versions
-
     return {
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -127,8 +177,6 @@ def header(command: str) -> dict:
 
 def finish(record: dict) -> dict:
     """Add the load average at the end and whether other work shared the CPU."""
-    from vitlib.records import load_average
-
     start = record["load_average"]["start"]
     record["load_average"]["end"] = load_average()
     record["shared_load"] = bool(start and start[0] >= 0.5)
@@ -136,17 +184,18 @@ def finish(record: dict) -> dict:
 
 
 def refuse_existing(paths, overwrite: bool) -> None:
-    """Fail BEFORE measuring if an output exists and ``overwrite`` is false."""
-    for path in paths:
-        if path and Path(path).exists() and not overwrite:
-            raise SystemExit(f"{path} exists; pass --overwrite to replace it.")
+    """For scripts: exit with :func:`existing`'s message BEFORE measuring."""
+    message = existing(paths, overwrite)
+    if message:
+        raise SystemExit(message)
 
 
 def write_record(record: dict, path, overwrite: bool = False) -> Path:
     """Write ``record`` as JSON to ``path``; refuse to replace an existing file unless ``overwrite``."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"`out` {path} exists; pass --overwrite to replace it.")
+    message = existing([path], overwrite)
+    if message:
+        raise FileExistsError(f"`out` {message}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
@@ -164,8 +213,9 @@ def save_model(model, record: dict, out, overwrite: bool = False) -> None:
     from vitlib.model import architecture
 
     out = Path(out)
-    if not overwrite:
-        refuse_existing([out, out.with_suffix(".json")], overwrite)
+    message = existing([out, out.with_suffix(".json")], overwrite)
+    if message:
+        raise FileExistsError(f"`out` {message}")
     out.parent.mkdir(parents=True, exist_ok=True)
     clean = type(model).from_config(architecture(model))
     clean.build()

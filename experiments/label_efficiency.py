@@ -31,7 +31,6 @@ from vitlib.data import load_fashion_mnist
 from vitlib.finetune import copy_encoder
 from vitlib.mae import MaskedAutoencoder
 from vitlib.model import ViT, load_model, make_vit
-from vitlib.records import load_average
 from vitlib.train import RECIPE, accuracy, compile_for_training, to_inputs
 
 MODULE = "experiments.label_efficiency"
@@ -95,7 +94,7 @@ def label_efficiency(fractions, encoder_path, steps=STEPS, recipe=RECIPE, comman
         idx = balanced_subset(data.y_train, fraction, recipe["seed"])
         x, y = to_inputs(data.x_train[idx]), data.y_train[idx]
         for init in (("mae", "scratch") if i % 2 == 0 else ("scratch", "mae")):
-            load = load_average()
+            load = harness.load_average()
             model, seconds = train_run(x, y, steps, pretrained if init == "mae" else None, recipe)
             run = {"fraction": fraction, "train_images": len(idx), "init": init, "steps": steps,
                    "epochs": round(steps * recipe["batch_size"] / len(idx), 1),

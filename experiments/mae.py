@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     harness.check_out(p, args)
     try:
-        recipe = harness.settings(args.recipe, RECIPE)
+        recipe = harness.changes(args.recipe, RECIPE)
     except ValueError as error:
         p.error(str(error))
     model, record = pretrain(args.epochs, args.limit, recipe,

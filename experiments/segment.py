@@ -3,10 +3,10 @@
     python -m experiments.segment --out data/vit_fashion_segment.keras
     python -m experiments.segment --scratch --out data/vit_fashion_segment_scratch.keras
 
-The task, the model and the scores are :mod:`vitlib.segment`'s; the settings are
-``vitlib.segment.DEFAULTS`` with the options' changes. ``--scratch`` keeps only the encoder's
+The task, the model and the scores are :mod:`vitlib.segment`'s; the recipe are
+``vitlib.segment.RECIPE`` with the options' changes. ``--scratch`` keeps only the encoder's
 architecture (random weights): the baseline. The record beside the checkpoint keeps the command,
-the settings, the encoder file and its SHA-256, the training time and the test scores.
+the recipe, the encoder file and its SHA-256, the training time and the test scores.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from experiments import harness
 from vitlib.course_files import CLASSIFIER, sha256
 from vitlib.data import load_fashion_mnist
 from vitlib.model import load_model
-from vitlib.records import machine_summary
 from vitlib.segment import (
-    DEFAULTS,
     NUM_LABELS,
+    RECIPE,
     make_task,
     predict_labels,
     scores,
@@ -33,63 +32,62 @@ from vitlib.segment import (
 from vitlib.train import build_optimizer, cosine_schedule
 
 MODULE = "experiments.segment"
-ENCODER = f"data/{CLASSIFIER}"
+CLASSIFIER_PATH = f"data/{CLASSIFIER}"
 
 
-def compile_segmenter(model, steps: int, settings=DEFAULTS):
+def compile_segmenter(model, steps: int, recipe=RECIPE):
     """AdamW on the course's warm-up + cosine schedule, cross-entropy on every patch, XLA."""
-    schedule = cosine_schedule(settings["peak_learning_rate"],
-                               int(settings["warmup_fraction"] * steps), steps)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=settings["weight_decay"]),
+    schedule = cosine_schedule(recipe["peak_learning_rate"],
+                               int(recipe["warmup_fraction"] * steps), steps)
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=recipe["weight_decay"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=True)
     return build_optimizer(model)  # one trace of the training step, not two
 
 
-def run(encoder=ENCODER, pretrained=True, verbose=2, command="", settings=DEFAULTS):
+def run(encoder=CLASSIFIER_PATH, pretrained=True, verbose=2, command="", recipe=RECIPE):
     """Fine-tune the classifier checkpoint ``encoder`` as a segmenter; returns (model, record)."""
-    keras.utils.set_random_seed(settings["seed"])
+    keras.utils.set_random_seed(recipe["seed"])
     classifier = load_model(encoder)
-    model = segmenter_from_classifier(classifier, settings["canvas_size"], NUM_LABELS, pretrained)
+    model = segmenter_from_classifier(classifier, recipe["canvas_size"], NUM_LABELS, pretrained)
     data = load_fashion_mnist()
-    x, y = make_task(data, "train", settings, model.patch_size)
-    x_test, y_test = make_task(data, "test", settings, model.patch_size)
-    steps = settings["epochs"] * -(-len(x) // settings["batch_size"])
-    compile_segmenter(model, steps, settings)
+    x, y = make_task(data, "train", recipe, model.patch_size)
+    x_test, y_test = make_task(data, "test", recipe, model.patch_size)
+    steps = recipe["epochs"] * -(-len(x) // recipe["batch_size"])
+    compile_segmenter(model, steps, recipe)
     start = time.perf_counter()
-    history = model.fit(x, y, batch_size=settings["batch_size"], epochs=settings["epochs"],
+    history = model.fit(x, y, batch_size=recipe["batch_size"], epochs=recipe["epochs"],
                         shuffle=True, verbose=verbose)
     seconds = time.perf_counter() - start
-    record = {
-        "command": command,
+    record = harness.header(command)
+    record.update({
         "encoder": Path(encoder).name,  # with pretrained=False only its architecture is used
         "encoder_sha256": sha256(encoder) if pretrained else None,
-        "pretrained": pretrained, "settings": settings, "patch_size": model.patch_size,
+        "pretrained": pretrained, "recipe": recipe, "patch_size": model.patch_size,
         "parameters": model.count_params(), "training_seconds": round(seconds, 1),
         "train_loss": [round(v, 4) for v in history.history["loss"]],
         "test": scores(y_test, predict_labels(model, x_test)),
-        "machine": machine_summary(),
-    }
-    return model, record
+    })
+    return model, harness.finish(record)
 
 
 def main(argv=None) -> int:
     p = harness.parser(__doc__.split("\n\n")[0], "checkpoint path (.keras); its record beside it")
-    p.add_argument("--encoder", default=ENCODER, help="the classifier checkpoint to start from")
+    p.add_argument("--encoder", default=CLASSIFIER_PATH, help="the classifier checkpoint to start from")
     p.add_argument("--scratch", action="store_true", help="random encoder weights (a baseline)")
     for key in ("train_canvases", "test_canvases", "epochs", "batch_size"):
-        p.add_argument("--" + key.replace("_", "-"), type=harness.positive_int, default=DEFAULTS[key])
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+        p.add_argument("--" + key.replace("_", "-"), type=harness.positive_int, default=RECIPE[key])
+    p.add_argument("--seed", type=int, default=RECIPE["seed"])
     p.add_argument("--peak-learning-rate", type=harness.positive_float,
-                   default=DEFAULTS["peak_learning_rate"])
+                   default=RECIPE["peak_learning_rate"])
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     harness.check_out(p, args)
     if not Path(args.encoder).is_file():
         p.error(f"--encoder {args.encoder} is not a file (a classifier checkpoint, .keras).")
-    settings = {**DEFAULTS, **{k: getattr(args, k) for k in (
+    recipe = {**RECIPE, **{k: getattr(args, k) for k in (
         "train_canvases", "test_canvases", "epochs", "batch_size", "seed", "peak_learning_rate")}}
-    model, record = run(args.encoder, pretrained=not args.scratch, settings=settings,
+    model, record = run(args.encoder, pretrained=not args.scratch, recipe=recipe,
                         command=harness.command_line(MODULE, argv))
     if args.out:
         harness.save_model(model, record, args.out, overwrite=args.overwrite)

@@ -25,7 +25,6 @@ from experiments import harness
 from vitlib.configs import CONFIGS, vit_config
 from vitlib.data import load_fashion_mnist
 from vitlib.model import ViT, make_vit
-from vitlib.records import load_average, machine_summary
 from vitlib.train import RECIPE, accuracy, to_inputs, train
 
 MODULE = "experiments.train"
@@ -56,10 +55,6 @@ def validation_split(n: int, val_images: int, seed: int = 0) -> tuple[np.ndarray
     return np.sort(order[val_images:]), np.sort(order[:val_images])
 
 
-def _load() -> float | None:
-    return (load_average() or [None])[0]
-
-
 def run(model_name="fashion-small", epochs=10, limit=None, recipe=RECIPE, verbose=2,
         curves=False, command="", val_images=0, model=None, **overrides) -> tuple:
     """Train ``model`` (default: a new ``make_vit(model_name, **overrides)``) and return
@@ -79,13 +74,13 @@ def run(model_name="fashion-small", epochs=10, limit=None, recipe=RECIPE, verbos
     if curves:
         callbacks.append(EpochAccuracy(to_inputs(data.x_test), data.y_test, "test"))
     by_name = {c.name: c.accuracy for c in callbacks}
-    start, cpu_start, load_start = time.perf_counter(), time.process_time(), _load()
+    record = harness.header(command)
+    start, cpu_start = time.perf_counter(), time.process_time()
     history = train(model, x, y, epochs, recipe, callbacks, verbose)
     seconds = time.perf_counter() - start - sum(c.seconds for c in callbacks)
     cpu_seconds = time.process_time() - cpu_start - sum(c.cpu_seconds for c in callbacks)
     test = accuracy(model, to_inputs(data.x_test), data.y_test)
-    record = {
-        "command": command,
+    record.update({
         "model": model_name, "overrides": overrides, "epochs": epochs, "recipe": recipe,
         "train_images": len(x), "validation_images": int(val_images),
         "validation_split": f"seeded permutation of the 60,000 training images (seed {recipe['seed']})",
@@ -94,15 +89,13 @@ def run(model_name="fashion-small", epochs=10, limit=None, recipe=RECIPE, verbos
         # CPU time of this process (all cores) over the cores: about the wall time on an idle
         # machine, much less sensitive to other jobs than training_seconds.
         "training_cpu_seconds_per_core": round(cpu_seconds / (os.cpu_count() or 1), 1),
-        "load_average": [load_start, _load()],
         "test_accuracy": round(test, 4),
         "train_loss": [round(v, 4) for v in history.history["loss"]],
         "train_accuracy": [round(v, 4) for v in history.history["accuracy"]],
         "validation_accuracy_per_epoch": by_name.get("validation"),
         "test_accuracy_per_epoch": by_name.get("test"),
-        "machine": machine_summary(),
-    }
-    return model, record
+    })
+    return model, harness.finish(record)
 
 
 def model_arguments(name: str) -> dict:
@@ -132,9 +125,9 @@ def main(argv=None) -> int:
     if args.model not in CONFIGS:
         p.error(f"--model must be one of {list(CONFIGS)}, got {args.model!r}.")
     try:
-        recipe = harness.settings(args.recipe, RECIPE, "--recipe")
+        recipe = harness.changes(args.recipe, RECIPE, "--recipe")
         defaults = model_arguments(args.model)
-        overrides = harness.settings(args.set, defaults, "--set")
+        overrides = harness.changes(args.set, defaults, "--set")
         overrides = {k: v for k, v in overrides.items() if defaults[k] != v}
         if not 0 <= args.val_images < 60_000:
             raise ValueError(f"--val-images must be in [0, 60000), got {args.val_images}.")

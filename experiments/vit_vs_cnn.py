@@ -22,7 +22,6 @@ import numpy as np
 from experiments import harness
 from vitlib.compare import MODELS, WARMUP_FRACTION, train_with_budget, training_set
 from vitlib.data import load_fashion_mnist
-from vitlib.records import load_average
 from vitlib.train import RECIPE, accuracy, to_inputs
 
 MODULE = "experiments.vit_vs_cnn"
@@ -44,7 +43,7 @@ def run(sizes, seconds: float, recipe=RECIPE, command: str = "", note: str = "",
     results = []
     for i, n in enumerate(sizes):
         for kind in (("cnn", "vit") if i % 2 == 0 else ("vit", "cnn")):
-            load = load_average()
+            load = harness.load_average()
             model, budget = train_with_budget(kind, x_all[:n], y_all[:n], seconds, recipe)
             images_seen = budget.steps * min(n, recipe["batch_size"])  # full batches only
             point = {

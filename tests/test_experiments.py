@@ -29,16 +29,16 @@ pytestmark = pytest.mark.single_backend  # commands read the data and train: onc
 
 
 def test_settings_parse_json_values_and_refuse_unknown_keys_and_wrong_types():
-    got = harness.settings(["batch_size=32", "flip=false", "peak_learning_rate=1"], RECIPE)
+    got = harness.changes(["batch_size=32", "flip=false", "peak_learning_rate=1"], RECIPE)
     assert got == {**RECIPE, "batch_size": 32, "flip": False, "peak_learning_rate": 1.0}
     with pytest.raises(ValueError, match=r"--recipe: unknown key 'batch_sise'; expected one of"):
-        harness.settings(["batch_sise=32"], RECIPE)
+        harness.changes(["batch_sise=32"], RECIPE)
     with pytest.raises(ValueError, match=r"--recipe: batch_size must be like 64 \(int\), got 'big'"):
-        harness.settings(["batch_size=big"], RECIPE)
+        harness.changes(["batch_size=big"], RECIPE)
     with pytest.raises(ValueError, match=r"--recipe: flip must be like True \(bool\), got '1'"):
-        harness.settings(["flip=1"], RECIPE)
+        harness.changes(["flip=1"], RECIPE)
     with pytest.raises(ValueError, match="KEY=VALUE, got 'batch_size'"):
-        harness.settings(["batch_size"], RECIPE)
+        harness.changes(["batch_size"], RECIPE)
 
 
 @pytest.mark.parametrize("text", ["0", "-4", "x"])
@@ -76,8 +76,19 @@ def test_save_model_drops_the_optimizer_and_refuses_to_overwrite(tmp_path):
     np.testing.assert_allclose(ops.convert_to_numpy(loaded(x)), ops.convert_to_numpy(model(x)),
                                atol=1e-6)
     assert json.loads(out.with_suffix(".json").read_text()) == {"what": "test"}
-    with pytest.raises(SystemExit, match="exists; pass --overwrite"):
+    with pytest.raises(FileExistsError, match="exists; pass --overwrite"):
         harness.save_model(model, {}, out)
+
+
+def test_machine_and_versions_name_this_machine():
+    import os
+    import platform
+
+    m, v = harness.machine(), harness.versions()
+    assert m["cpu_count"] == os.cpu_count() and m["machine"] == platform.machine()
+    assert v["keras"] == keras.__version__ and v["python"] == platform.python_version()
+    load = harness.load_average()
+    assert load is None or (len(load) == 3 and all(x >= 0 for x in load))
 
 
 # --- experiments.train --------------------------------------------------------------------------
@@ -180,7 +191,7 @@ def test_segment_command_writes_a_checkpoint_whose_scores_match_the_record(tmp_p
     model = keras.saving.load_model(out, safe_mode=True)
     # Recompute the score independently: rebuild the test canvases, vote labels per patch.
     data = load_fashion_mnist()
-    s = record["settings"]
+    s = record["recipe"]
     canvases = segment.make_canvases(data.x_test, data.y_test, 16, size=56, items=s["items"],
                                      threshold=s["threshold"], seed=s["test_seed"])
     true = segment.patch_labels(canvases.mask, 7)

@@ -234,7 +234,7 @@ def test_shipped_segmenter_is_what_its_record_says():
         f"data/{SEGMENTER} was fine-tuned from another classifier than data/{CLASSIFIER}: re-run "
         f"`python -m experiments.segment --out data/{SEGMENTER} --overwrite`")
     model = keras.saving.load_model(SHIPPED, safe_mode=True)
-    x_test, y_test = segment.make_task(load_fashion_mnist(), "test", record["settings"],
+    x_test, y_test = segment.make_task(load_fashion_mnist(), "test", record["recipe"],
                                        record["patch_size"])
     pred = model.predict(x_test, batch_size=250, verbose=0).argmax(-1)
     assert abs(float(np.mean(pred == y_test)) - record["test"]["patch_accuracy"]) <= 1e-4 + 1e-9

@@ -15,7 +15,6 @@ Each module is one idea, built in the open in one notebook first:
 - :mod:`vitlib.mae`         the masked autoencoder (09)
 - :mod:`vitlib.segment`     per-patch segmentation of canvases with the course's encoder (10)
 - :mod:`vitlib.data`, :mod:`vitlib.course_files`   datasets, photos and shipped files, offline (00)
-- :mod:`vitlib.records`     machine, versions and load average, stored with every measurement
 
 The commands that train and measure (the shipped checkpoints and records) are in the
 repository's ``experiments/`` folder, outside the package."""

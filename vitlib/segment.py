@@ -33,8 +33,8 @@ from .model import ViT, architecture
 #: Label names of the segmentation task: 0 is the background, 1 + c is Fashion-MNIST class c.
 LABEL_NAMES = ("background", *CLASS_NAMES)
 NUM_LABELS = len(LABEL_NAMES)  # 11
-#: The task and training settings of the shipped segmenter (the defaults of the command).
-DEFAULTS = {
+#: The task and training recipe of the shipped segmenter (the defaults of the command).
+RECIPE = {
     "canvas_size": 56, "items": (2, 3), "threshold": 0.25, "train_canvases": 8000,
     "test_canvases": 300, "epochs": 2, "batch_size": 8, "peak_learning_rate": 2e-3,
     "weight_decay": 0.05, "warmup_fraction": 0.1, "seed": 0, "test_seed": 1,
@@ -301,14 +301,14 @@ def scores(true, pred, num_classes: int = NUM_LABELS) -> dict:
 # --- the command -------------------------------------------------------------------------------
 
 
-def make_task(data, split: str, settings=DEFAULTS, patch_size: int = 4):
+def make_task(data, split: str, recipe=RECIPE, patch_size: int = 4):
     """The shipped task's canvases (x (n, size, size, 1), patch labels (n, rows, cols)) of ``split``.
 
-    ``"train"``: ``settings["train_canvases"]`` canvases of training images (seed ``settings["seed"]``);
-    ``"test"``: ``settings["test_canvases"]`` canvases of TEST images only (``settings["test_seed"]``).
+    ``"train"``: ``recipe["train_canvases"]`` canvases of training images (seed ``recipe["seed"]``);
+    ``"test"``: ``recipe["test_canvases"]`` canvases of TEST images only (``recipe["test_seed"]``).
     """
     _checks.one_of("split", split, {"train", "test"})
-    s = settings
+    s = recipe
     images, labels = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     count, seed = ((s["train_canvases"], s["seed"]) if split == "train"
                    else (s["test_canvases"], s["test_seed"]))
