@@ -8,6 +8,7 @@ own ViT is the reference for the keras-hub bridge (skipped where keras-hub is no
 import pickle
 import sys
 import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -239,7 +240,7 @@ def offline(monkeypatch):
     def refuse(*args, **kwargs):
         raise urllib.error.URLError("network is unreachable (test)")
 
-    monkeypatch.setattr(pretrained.urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)  # what vitlib._fetch calls
 
 
 @pytest.mark.single_backend

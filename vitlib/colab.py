@@ -7,7 +7,7 @@ The first code cell of every notebook does, in Colab only::
 (it has to: vitlib cannot be imported before it is installed). This module holds the rest of
 the logic, so that it can be tested: :func:`install_command` is the line the cell must hold,
 :func:`plan` what the set-up does in a given place, and :func:`setup` fetches Fashion-MNIST and the
-course's shipped checkpoints and records (about 3 MB, :mod:`vitlib.course_files`) in Colab, once;
+course's shipped checkpoints and records (:mod:`vitlib.course_files`) in Colab, once;
 later calls find them in place. Fetching them here, in the set-up cell, keeps the download messages
 out of the lessons' cells.
 """

@@ -26,11 +26,9 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+from ._fetch import fetch_url
 from ._meta import BRANCH, REPOSITORY
 
 MANIFEST = Path(__file__).with_name("course_files.json")
@@ -117,34 +115,25 @@ def fetch_all() -> list[Path]:
 
 
 def _download(name: str, url: str, dest: Path, expected: dict, timeout: float) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
     print(f"Downloading the course file {name} ({expected['bytes'] / 2**20:.1f} MiB) from {url}",
           file=sys.stderr)
-    tmp = None
+
+    def check(tmp: Path) -> None:
+        got, size = sha256(tmp), tmp.stat().st_size
+        if got != expected["sha256"]:
+            raise CourseFileError(
+                f"The course file {name} downloaded from {url} is damaged or incomplete: {size:,} "
+                f"bytes with SHA-256 {got[:16]}..., expected {expected['bytes']:,} bytes with "
+                f"SHA-256 {expected['sha256'][:16]}... It was deleted; run the cell again, or "
+                f"check the address ({URL_VARIABLE} replaces it).")
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, \
-                tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{name}.", suffix=".part",
-                                            delete=False) as out:
-            tmp = Path(out.name)
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-    except (OSError, urllib.error.URLError) as e:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        return fetch_url(url, dest, timeout, check)
+    except OSError as e:
         raise CourseFileError(
             f"Could not download the course file {name} from {url} ({e}). Offline, run the "
             f"notebook inside a clone of {REPOSITORY} (it reads data/{name}), or copy that file "
             f"to {dest}.") from e
-    got, size = sha256(tmp), tmp.stat().st_size
-    if got != expected["sha256"]:
-        tmp.unlink()
-        raise CourseFileError(
-            f"The course file {name} downloaded from {url} is damaged or incomplete: {size:,} "
-            f"bytes with SHA-256 {got[:16]}..., expected {expected['bytes']:,} bytes with SHA-256 "
-            f"{expected['sha256'][:16]}... It was deleted; run the cell again, or check the "
-            f"address ({URL_VARIABLE} replaces it).")
-    os.replace(tmp, dest)
-    return dest
 
 
 def build_manifest(data_dir) -> dict:

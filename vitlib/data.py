@@ -25,16 +25,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import shutil
 import sys
-import tempfile
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ._fetch import fetch_url
 from .configs import FASHION_CLASS_NAMES
 
 CLASS_NAMES = FASHION_CLASS_NAMES  # defined beside the Fashion-MNIST configs (no import cycle)
@@ -210,10 +208,7 @@ def download_fashion_mnist(target: Path | None = None, url: str | None = None,
         dest = target / fname
         if dest.is_file():
             continue
-        with urllib.request.urlopen(url + fname, timeout=timeout) as response:
-            with tempfile.NamedTemporaryFile(dir=target, delete=False, suffix=".part") as tmp:
-                shutil.copyfileobj(response, tmp)
-        os.replace(tmp.name, dest)
+        fetch_url(url + fname, dest, timeout)
     _load_dir(target)  # verify before declaring success
     return target
 

@@ -173,7 +173,7 @@ def mean_attention_distance(attention, grid_size, patch_size: int,
     attention on the class token the two agree closely.)
 
     The layers are processed one at a time, so the memory needed beyond the input is a few
-    float64 copies of one layer, not of all of them (256 images of ``fashion-small``: ~20 MB each).
+    float64 copies of one layer, not of all of them.
     """
     if isinstance(attention, (list, tuple)):
         if not attention:

@@ -25,7 +25,7 @@ from .configs import vit_config
 from .embeddings import PositionEmbedding
 from .encoder import EncoderBlock
 from .finetune import with_new_head
-from .model import ViT
+from .model import ViT, architecture
 from .patches import extract_patches, patches_to_images
 
 
@@ -100,8 +100,7 @@ class MaskedAutoencoder(keras.Model):
                  decoder_mlp_dim=64, mask_ratio=0.75, norm_pix_loss=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         config = vit_config(encoder) if isinstance(encoder, str) else dict(encoder)
-        self.encoder_config = {k: v for k, v in config.items()  # a ViT's arguments, not Keras'
-                               if k not in ("name", "trainable", "dtype")}
+        self.encoder_config = architecture(config)  # a ViT's arguments, not Keras'
         self.encoder = ViT(**self.encoder_config, name="encoder")  # exactly the ViT's layers
         self.encoder.head.trainable = False  # no labels here: the head is never used
         self.decoder_dim = _checks.positive_int("decoder_dim", decoder_dim)

@@ -217,10 +217,12 @@ class ViT(keras.Model):
         }
 
 
-def architecture(model: keras.Model) -> dict:
-    """The constructor arguments of ``model`` (a ViT, or any vitlib model): its config without
-    Keras' ``name``, ``trainable`` and ``dtype``, to build a fresh model of the same kind."""
-    return {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")}
+def architecture(model) -> dict:
+    """The constructor arguments of ``model`` (a ViT or any vitlib model, or its config dict):
+    the config without Keras' ``name``, ``trainable`` and ``dtype``, to build a fresh model of the
+    same kind."""
+    config = model if isinstance(model, dict) else model.get_config()
+    return {k: v for k, v in config.items() if k not in ("name", "trainable", "dtype")}
 
 
 def load_model(path) -> keras.Model:

@@ -32,11 +32,8 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import tempfile
 import types
-import urllib.error
-import urllib.request
 import warnings
 import zipfile
 import zlib
@@ -47,6 +44,7 @@ import numpy as np
 from keras import ops
 
 from . import _checks
+from ._fetch import fetch_url
 from .configs import vit_config
 from .model import ViT, warn_if_not_finite
 
@@ -616,19 +614,14 @@ def download(name: str, directory=None, timeout: float = 60.0) -> Path:
     target = directory / url.rsplit("/", 1)[-1]
     if target.is_file():
         return target
-    directory.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            with tempfile.NamedTemporaryFile(dir=directory, suffix=".part", delete=False) as tmp:
-                shutil.copyfileobj(response, tmp)
-    except (urllib.error.URLError, OSError) as e:
+        return fetch_url(url, target, timeout)
+    except OSError as e:
         raise DownloadError(
             f"Could not download {name} from {url} ({e}). Are you offline? On a machine with "
             f"internet access, download that address (about {entry['size_mib']} MiB) and copy "
             f"the file to {target}; then this function finds it there."
         ) from e
-    os.replace(tmp.name, target)
-    return target
 
 
 def load_labels(path) -> list[str]:
