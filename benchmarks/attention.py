@@ -344,17 +344,15 @@ def render(record: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dim", type=int, default=64)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--tokens", type=int, nargs="+", default=[16, 32, 64, 128, 256, 512, 1024])
+    parser = harness.parser(__doc__.split("\n\n")[0], "results file (.json)", OUT)
+    parser.add_argument("--dim", type=harness.positive_int, default=64)
+    parser.add_argument("--heads", type=harness.positive_int, default=4)
+    parser.add_argument("--batch", type=harness.positive_int, default=8)
+    parser.add_argument("--tokens", type=harness.positive_int, nargs="+", default=[16, 32, 64, 128, 256, 512, 1024])
     parser.add_argument("--modes", nargs="+", choices=["eager", "xla"], default=["eager", "xla"])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=harness.positive_int, default=7)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory child")
-    parser.add_argument("--out", default=str(OUT), help="results file (.json)")
     parser.add_argument("--plot", default=str(PLOT), help="plot file (.png)")
-    parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--note", default="", help="a remark stored in the results")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else list(argv)

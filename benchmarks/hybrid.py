@@ -19,7 +19,6 @@ of ``RESULTS.md``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -112,17 +111,15 @@ def render(record: dict) -> str:
 def main(argv=None) -> int:
     from vitlib.train import RECIPE
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser = harness.parser(__doc__.split("\n\n")[0], "results file (.json)", OUT)
+    parser.add_argument("--epochs", type=harness.positive_int, default=8)
     parser.add_argument("--recipe", nargs="*", default=[], metavar="KEY=VALUE",
                         help="changes to vitlib.train.RECIPE, e.g. label_smoothing=0 max_shift=0")
-    parser.add_argument("--stem-width", type=int, default=32, help="channels of the first conv")
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--stem-width", type=harness.positive_int, default=32, help="channels of the first conv")
+    parser.add_argument("--limit", type=harness.positive_int, default=None,
                         help="use only the first N training images (quick checks, not results)")
     parser.add_argument("--pure", default=str(PURE_RECORD),
                         help="record of the pure ViT trained with the same recipe (vitlib.train)")
-    parser.add_argument("--out", default=str(OUT), help="results file (.json)")
-    parser.add_argument("--overwrite", action="store_true")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.epochs < 1:

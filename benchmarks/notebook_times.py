@@ -14,7 +14,6 @@ Writes ``benchmarks/results/notebook_times.json`` (refused if it exists, unless 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -122,10 +121,8 @@ def render(record: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = harness.parser(__doc__.split("\n\n")[0], "results file (.json)", OUT)
     parser.add_argument("notebooks", nargs="*", help="default: notebooks/[0-9]*.ipynb")
-    parser.add_argument("--out", default=str(OUT), help="results file (.json)")
-    parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--cells", action="store_true",
                         help="also print the cells that raised each notebook's peak memory most")
     parser.add_argument("--note", default="", help="a remark stored in the results")

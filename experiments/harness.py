@@ -53,10 +53,12 @@ def positive_float(text: str) -> float:
     return value
 
 
-def parser(description: str, out_help: str = "the results file (.json)") -> argparse.ArgumentParser:
+def parser(description: str, out_help: str = "the results file (.json)",
+           out_default=None) -> argparse.ArgumentParser:
     """An ArgumentParser with the options every command has: ``--out`` and ``--overwrite``."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--out", default=None, help=out_help)
+    p.add_argument("--out", default=None if out_default is None else str(out_default),
+                   help=out_help)
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return p
 
