@@ -19,6 +19,15 @@ def _mean_range(values) -> str:
     return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
+def _machine(m) -> str:
+    """A record's machine: a line (older records) or harness.machine()'s dict."""
+    return m if isinstance(m, str) else f"{m['cpu']}, {m['cpu_count']} CPU cores"
+
+
+def _summary(s: dict) -> str:
+    return f"{s['mean']:.3f} ({s['min']:.3f}-{s['max']:.3f})"
+
+
 def _classifier(r: dict) -> list[str]:
     val = r.get("validation_accuracy_per_epoch") or []
     best = max(range(len(val)), key=val.__getitem__) if val else None
@@ -26,7 +35,7 @@ def _classifier(r: dict) -> list[str]:
              f"`{r['model']}` ({r['parameters']:,} parameters), {r['epochs']} epochs on "
              f"{r['train_images']:,} training images, {r['validation_images']:,} held out for "
              f"validation ({r['validation_split']}); the test set evaluated once, at the end. "
-             f"Training time {r['training_seconds']:,.0f} s on {r['machine']}."]
+             f"Training time {r['training_seconds']:,.0f} s on {_machine(r['machine'])}."]
     if val:
         lines.append(f"Validation accuracy: {val[-1]:.4f} after the last epoch (best {val[best]:.4f}, "
                      f"epoch {best + 1}). **Test accuracy: {r['test_accuracy']:.4f}.**")
@@ -75,6 +84,39 @@ def render() -> str:
         out += [f"**Label efficiency** (`{r['command']}`, {r['steps']} steps per run, one seed): "
                 "fine-tuned from the MAE encoder vs from scratch, by share of labels: "
                 + "; ".join(cells) + ".", ""]
+    r, mean_pool = _read("ablation.json"), _read("ablation_mean_pooling.json")
+    if r:
+        rows = {**r["summary"], **(mean_pool["summary"] if mean_pool else {})}
+        out += [f"**Ablation** (`{r['command']}`"
+                + (f"; `{mean_pool['command']}`" if mean_pool else "")
+                + f"): `fashion-small` variants, {r['epochs']} epochs on {r['train_images']:,} "
+                f"images, seeds {r['seeds']}; mean (min-max) over the seeds.", "",
+                "| variant | parameters | validation | test | test, patches shuffled |",
+                "|---|---:|---:|---:|---:|"]
+        for v, s in rows.items():
+            out.append(f"| {v} | {s['parameters']:,} | {_summary(s['validation_accuracy'])} | "
+                       f"{_summary(s['test_accuracy'])} | {_summary(s['shuffled_test_accuracy'])} |")
+        out.append("")
+    r = _read("data_curve.json")
+    if r:
+        out += [f"**ViT vs CNN, data-limited** (`{r['command']}`): {r['epochs']} epochs on each "
+                f"class-balanced training set, no random shifts, seeds {r['seeds']}; mean "
+                "(min-max) test accuracy.", "",
+                "| training images | " + " | ".join(f"{n:,}" for n in r["sizes"]) + " |",
+                "|---|" + "---:|" * len(r["sizes"])]
+        sizes = sorted({x["train_images"] for x in r["runs"]})
+        for kind, name in (("cnn", "small CNN"), ("vit", "small ViT")):
+            out.append(f"| {name} | " + " | ".join(_summary(r["summary"][f"{kind} {n}"])
+                                                   for n in sizes) + " |")
+        shifted = {k: [x["shifted_test_accuracy"] for x in r["runs"]
+                       if x["model"] == k and "shifted_test_accuracy" in x] for k in ("cnn", "vit")}
+        cells = []
+        for kind in ("cnn", "vit"):
+            means = {s: sum(d[s] for d in shifted[kind]) / len(shifted[kind])
+                     for s in shifted[kind][0]}
+            cells.append(f"{kind.upper()} " + ", ".join(f"{s} px {a:.3f}" for s, a in means.items()))
+        out += ["", "Shift test (the largest size's models, test images shifted right; mean over "
+                "the seeds): " + "; ".join(cells) + ".", ""]
     seg, scratch = _read("vit_fashion_segment.json"), _read("vit_fashion_segment_scratch.json")
     if seg and scratch:
         out += [f"**Segmentation** (`{seg['command']}`; baseline `{scratch['command']}`): per-patch "
