@@ -171,3 +171,16 @@ def test_fully_masked_row_is_uniform_not_nan(dtype):
     assert np.all(np.isfinite(weights)) and np.all(np.isfinite(ops.convert_to_numpy(out)))
     np.testing.assert_allclose(weights[0, 1], np.full(3, 1 / 3), atol=1e-3)
     np.testing.assert_allclose(weights[0, 0], [0.5, 0.5, 0.0], atol=1e-3)
+
+
+def test_query_key_value_and_output_kernels_start_independent():
+    """One shared unseeded Keras initializer returns the same values at every call: the four
+    kernels must not start equal (W_Q = W_K would make every token its own best match)."""
+    keras.utils.set_random_seed(0)
+    layer = MultiHeadSelfAttention(num_heads=2)
+    layer.build((None, 5, 8))
+    kernels = [ops.convert_to_numpy(w).ravel() for w in
+               (layer.query_kernel, layer.key_kernel, layer.value_kernel, layer.output_kernel)]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not np.allclose(kernels[i], kernels[j]), (i, j)

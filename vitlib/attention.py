@@ -107,14 +107,17 @@ class MultiHeadSelfAttention(layers.Layer):
             )
         self.dim, self.head_dim = dim, dim // self.num_heads
         h, k = self.num_heads, self.head_dim
-        init = initializers.GlorotUniform()
+        # A new initializer for every kernel: Keras' unseeded initializer object returns the same
+        # values at every call, and one shared object would start with W_Q = W_K = W_V.
         for name in ("query", "key", "value"):
             setattr(self, f"{name}_kernel",
-                    self.add_weight(shape=(dim, h, k), initializer=init, name=f"{name}_kernel"))
+                    self.add_weight(shape=(dim, h, k), initializer=initializers.GlorotUniform(),
+                                    name=f"{name}_kernel"))
             if self.use_bias:
                 setattr(self, f"{name}_bias",
                         self.add_weight(shape=(h, k), initializer="zeros", name=f"{name}_bias"))
-        self.output_kernel = self.add_weight(shape=(h, k, dim), initializer=init, name="output_kernel")
+        self.output_kernel = self.add_weight(shape=(h, k, dim), initializer=initializers.GlorotUniform(),
+                                             name="output_kernel")
         if self.use_bias:
             self.output_bias = self.add_weight(shape=(dim,), initializer="zeros", name="output_bias")
 
