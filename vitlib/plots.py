@@ -145,7 +145,7 @@ def plot_attention_distance(distances, ax=None, reference: float | None = None,
     top = max(float(d.max()), reference or 0.0)
     ax.set_ylim(0, 1.08 * top if top > 0 else 1.0)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower left", ncol=2 if heads > 4 else 1)
+    ax.legend(fontsize=8, loc="lower left", ncol=2 if heads > 4 else 1)
     return ax
 
 
@@ -173,9 +173,9 @@ def show_position_similarity(similarity, step: int = 1,
     im = ax.imshow(mosaic, cmap=cmap, vmin=max(-1.0, float(sim.min())), vmax=1,
                    interpolation="nearest")
     ax.set_xticks([j * (cols + gap) + (cols - 1) / 2 for j in range(len(shown_c))],
-                  [str(c + 1) for c in shown_c], fontsize=7)
+                  [str(c + 1) for c in shown_c], fontsize=8)
     ax.set_yticks([i * (rows + gap) + (rows - 1) / 2 for i in range(len(shown_r))],
-                  [str(r + 1) for r in shown_r], fontsize=7)
+                  [str(r + 1) for r in shown_r], fontsize=8)
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -214,7 +214,7 @@ def show_filters(filters, explained=None, ncols: int = 8,
         else:
             ax.imshow(np.clip(0.5 + 0.5 * scaled, 0, 1), interpolation="nearest")
         name = f"PC {i + 1}" + (f" ({explained[i]:.0%})" if explained is not None else "")
-        ax.set_title(name, fontsize=7)
+        ax.set_title(name, fontsize=8)
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.8, label="weight / max |weight|")
     fig.suptitle(title, fontsize=10)
