@@ -46,6 +46,9 @@ def cases(tmp: Path):
     yield "predict(rank 3)", lambda: m.predict(x[..., 0], verbose=0)
     yield "predict(empty)", lambda: m.predict(x[:0], verbose=0)
     yield "predict(NaN)", lambda: m.predict(x * np.nan, verbose=0)
+    import keras
+
+    yield "model(NaN tensor)", lambda: m(keras.ops.convert_to_tensor(x * np.nan))
     yield "predict(wrong size)", lambda: m.predict(np.zeros((2, 32, 32, 1), "float32"), verbose=0)
     yield "predict(3 channels)", lambda: m.predict(np.zeros((2, 28, 28, 3), "float32"), verbose=0)
     yield "model(None)", lambda: m(None)

@@ -159,9 +159,9 @@ class ViT(keras.Model):
         if x is None or (hasattr(x, "shape") and hasattr(x, "dtype")):  # not datasets
             self.check_images(_checks.static_shape(name, x), name)
             _checks.float_images(name, x)
-            if isinstance(x, np.ndarray) and not np.all(np.isfinite(x)):
-                raise ValueError(f"`{name}` contains NaN or Inf ({int(np.sum(~np.isfinite(x)))} "
-                                 "values): the model would return NaN. Check how it was made.")
+            if not _all_finite(x):
+                raise ValueError(f"`{name}` contains NaN or Inf: the model would return NaN. Check "
+                                 "how it was made.")
             if x.shape[0] == 0 and not allow_empty:
                 raise ValueError(f"`{name}` holds no images (shape {tuple(x.shape)}): nothing to do.")
 
@@ -215,6 +215,19 @@ class ViT(keras.Model):
             "layer_norm_epsilon": self.layer_norm_epsilon, "stem_width": self.stem_width,
             "gelu": self.gelu,
         }
+
+
+def _all_finite(x) -> bool:
+    """False if the concrete array or eager tensor ``x`` holds NaN or Inf; True if it does not,
+    or if ``x`` is symbolic (inside a traced function there are no values to check)."""
+    if isinstance(x, np.ndarray):
+        return bool(np.all(np.isfinite(x)))
+    if isinstance(x, keras.KerasTensor):
+        return True
+    try:
+        return bool(ops.all(ops.isfinite(x)))
+    except Exception:  # noqa: BLE001 - a graph tensor or a JAX tracer has no value yet
+        return True
 
 
 def architecture(model) -> dict:
