@@ -84,12 +84,10 @@ def render() -> str:
         out += [f"**Label efficiency** (`{r['command']}`, {r['steps']} steps per run, one seed): "
                 "fine-tuned from the MAE encoder vs from scratch, by share of labels: "
                 + "; ".join(cells) + ".", ""]
-    r, mean_pool = _read("ablation.json"), _read("ablation_mean_pooling.json")
+    r = _read("ablation.json")
     if r:
-        rows = {**r["summary"], **(mean_pool["summary"] if mean_pool else {})}
-        out += [f"**Ablation** (`{r['command']}`"
-                + (f"; `{mean_pool['command']}`" if mean_pool else "")
-                + f"): `fashion-small` variants, {r['epochs']} epochs on {r['train_images']:,} "
+        rows = r["summary"]
+        out += [f"**Ablation** (`{r['command']}`): `fashion-small` variants, {r['epochs']} epochs on {r['train_images']:,} "
                 f"images, seeds {r['seeds']}; mean (min-max) over the seeds.", "",
                 "| variant | parameters | validation | test | test, patches shuffled |",
                 "|---|---:|---:|---:|---:|"]
