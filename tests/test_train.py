@@ -93,3 +93,14 @@ def test_train_fits_any_model_with_the_recipe():
                           jit_compile=False)
     assert len(history.history["loss"]) == 2
     assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_jit_compile_false_is_kept_on_tensorflow_and_overridden_on_jax():
+    from vitlib import make_vit
+
+    model = make_vit("fashion-tiny")
+    train.compile_for_training(model, steps_per_epoch=2, epochs=1, jit_compile=False)
+    # JAX without jit runs op by op (minutes for a live cell): there a step is always compiled.
+    expected = keras.backend.backend() == "jax"
+    assert model.jit_compile is expected
+    assert train.jit_for_backend(True) is True

@@ -27,7 +27,7 @@ import numpy as np
 from .cnn import small_cnn
 from .course_files import course_file
 from .model import make_vit
-from .train import RECIPE, AugmentedBatches, cosine_schedule, to_inputs
+from .train import RECIPE, AugmentedBatches, cosine_schedule, jit_for_backend, to_inputs
 
 MODELS = {
     "cnn": ("small_cnn(width=39)", small_cnn),
@@ -131,7 +131,7 @@ def compile_same(model: keras.Model, recipe=RECIPE, jit_compile: bool = True) ->
         loss=keras.losses.CategoricalCrossentropy(from_logits=True,
                                                   label_smoothing=recipe["label_smoothing"]),
         metrics=["accuracy"],
-        jit_compile=jit_compile,
+        jit_compile=jit_for_backend(jit_compile),
     )
     return model
 

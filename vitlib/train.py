@@ -100,7 +100,8 @@ def compile_for_training(model: keras.Model, steps_per_epoch: int, epochs: int, 
     """Compile ``model`` with the recipe's optimizer, schedule and loss.
 
     ``jit_compile=False`` skips XLA: no compilation and less memory, for tiny models and short
-    live runs where XLA's faster steps do not pay for its compilation."""
+    live runs where XLA's faster steps do not pay for its compilation. It applies to TensorFlow
+    only: on JAX a step is always compiled (see :func:`jit_for_backend`)."""
     model.compile(
         optimizer=adamw(recipe, steps_per_epoch, epochs),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True,
@@ -109,9 +110,17 @@ def compile_for_training(model: keras.Model, steps_per_epoch: int, epochs: int, 
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         # Keras turns XLA off on CPU-only machines by default; for a small ViT it makes a
         # training step much faster (benchmarks/RESULTS.md).
-        jit_compile=jit_compile,
+        jit_compile=jit_for_backend(jit_compile),
     )
     return build_optimizer(model)
+
+
+def jit_for_backend(jit_compile: bool) -> bool:
+    """``jit_compile`` on TensorFlow, ``True`` on JAX.
+
+    Without XLA, TensorFlow still runs a traced graph; JAX without ``jit`` runs every operation
+    one by one from Python, tens of times slower than compiling, so there is nothing to save."""
+    return True if keras.backend.backend() == "jax" else bool(jit_compile)
 
 
 def build_optimizer(model: keras.Model) -> keras.Model:
