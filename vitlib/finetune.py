@@ -13,8 +13,11 @@ linear probe) or trained along with the head (full fine-tuning).
 
 from __future__ import annotations
 
+import keras
+import numpy as np
 from keras import ops
 
+from . import _checks
 from .embeddings import resize_position_embedding
 from .model import ViT, architecture
 
@@ -93,3 +96,61 @@ def freeze_encoder(model: ViT, frozen: bool = True) -> ViT:
         layer.trainable = not frozen
     model.head.trainable = True
     return model
+
+
+def fit_in_two_stages(model: ViT, x, y, validation_data=None, head_epochs: int = 5,
+                      full_epochs: int = 5, head_learning_rate: float = 1e-3,
+                      full_learning_rate: float = 1e-4, batch_size: int = 32,
+                      weight_decay: float = 0.05, jit_compile: bool = False,
+                      verbose: int = 2) -> dict:
+    """Fine-tune ``model`` (a ViT with a new head) first frozen, then unfrozen.
+
+    Stage 1 (``head_epochs``): the encoder frozen, the new head alone learns at
+    ``head_learning_rate``: a random head would otherwise send large, meaningless gradients into
+    the pretrained encoder. Stage 2 (``full_epochs``): everything learns at the smaller
+    ``full_learning_rate`` (10x smaller by default), so the pretrained weights move a little
+    rather than being overwritten. Both stages use AdamW with a cosine decay to zero and the
+    cross-entropy of integer labels.
+
+    ``x``: float images (n, H, W, C) as the model expects them; ``y``: int labels (n,);
+    ``validation_data``: ``(x_val, y_val)`` or None. Either stage may have 0 epochs. Returns
+    ``{"head": history dict, "full": history dict}`` (per-epoch loss, accuracy, and the
+    validation ones when given); the model ends unfrozen.
+    """
+    from .train import jit_for_backend
+
+    _check_vit("model", model)
+    head_epochs = _checks.non_negative_int("head_epochs", head_epochs)
+    full_epochs = _checks.non_negative_int("full_epochs", full_epochs)
+    if head_epochs + full_epochs == 0:
+        raise ValueError("`head_epochs` + `full_epochs` must be at least 1, got 0 and 0.")
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    rates = {"head": _checks.positive_float("head_learning_rate", head_learning_rate),
+             "full": _checks.positive_float("full_learning_rate", full_learning_rate)}
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"`x` and `y` must hold the same number of images, got {len(x)} and "
+                         f"{len(y)}.")
+    if y.size and (y.min() < 0 or y.max() >= model.num_classes):
+        raise ValueError(f"`y` must hold class indices in [0, {model.num_classes}) for this head, "
+                         f"got values {int(y.min())} to {int(y.max())}.")
+    steps = -(-len(x) // batch_size)  # batches per epoch
+    histories = {}
+    for stage, epochs in (("head", head_epochs), ("full", full_epochs)):
+        rate = rates[stage]
+        freeze_encoder(model, frozen=stage == "head")
+        if epochs == 0:
+            histories[stage] = {}
+            continue
+        schedule = keras.optimizers.schedules.CosineDecay(rate, decay_steps=epochs * steps)
+        model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                      jit_compile=jit_for_backend(jit_compile))
+        if verbose:
+            trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+            print(f"stage '{stage}': {epochs} epoch(s) at learning rate {rate:g}, "
+                  f"{trainable:,} trainable parameters")
+        histories[stage] = model.fit(x, y, batch_size=batch_size, epochs=epochs,
+                                     validation_data=validation_data, verbose=verbose).history
+    return histories
