@@ -3,17 +3,24 @@
     python -m experiments.digits_transfer --seeds 0 1 2 3 4 --out data/digits_transfer.json
 
 The task: ``vitlib.data.load_digits()``, scikit-learn's 1,797 bundled 8x8 digits enlarged to 32x32
-(64 patches of 4x4 instead of Fashion-MNIST's 49), 500 for training and 1,297 for testing. Three
+(64 patches of 4x4 instead of Fashion-MNIST's 49), 500 for training and 1,297 for testing. Five
 ways to learn it, each with the same seed per run (so the same new head and the same batches):
 
-- ``scratch``: a new ViT of the checkpoint's architecture at 32x32, random weights;
+- ``scratch``: a new ViT of the checkpoint's architecture at 32x32, random weights, trained for
+  the same 40 steps as ``full``;
+- ``scratch_long`` and ``full_long``: the same as ``scratch`` and ``full``, trained for
+  ``LONG_EPOCHS`` epochs (1,000 steps, with XLA), until they fit their 500 training images (the
+  record keeps the training accuracy to show it): does the head start last?
+- ``pixels``: a linear classifier on the raw pixels (1,024 per image): the baseline that needs
+  no network at all;
 - ``probe``: the pretrained encoder frozen; its class-token features are computed once and a new
   linear head is trained on them (the same as training the frozen model, many times cheaper);
 - ``full``: the pretrained encoder and a new head, all trained (``finetune.with_new_head``).
 
 ``scratch`` and ``full`` use :func:`vitlib.train.compile_for_training` (without XLA, which costs
-more than it saves in 40 steps) for ``EPOCHS`` epochs of batch ``BATCH``; the probe's head gets
-``PROBE_EPOCHS`` epochs of the features.
+more than it saves in 40 steps) for ``EPOCHS`` epochs of batch ``BATCH``. ``pixels`` and
+``probe`` are the same linear classifier (:func:`fit_linear`), trained for ``PROBE_EPOCHS`` epochs
+on their features. No choice is made on the test digits: every budget is fixed in advance.
 """
 
 from __future__ import annotations
@@ -35,15 +42,16 @@ from vitlib.model import ViT, architecture, load_model
 from vitlib.train import accuracy, compile_for_training
 
 MODULE = "experiments.digits_transfer"
-IMAGE_SIZE, TRAIN_IMAGES, EPOCHS, BATCH, PROBE_EPOCHS = 32, 500, 2, 25, 30
-INITS = ("scratch", "probe", "full")
+IMAGE_SIZE, TRAIN_IMAGES, EPOCHS, BATCH, PROBE_EPOCHS, LONG_EPOCHS = 32, 500, 2, 25, 30, 50
+INITS = ("pixels", "scratch", "probe", "full", "scratch_long", "full_long")
 CHECKPOINT = f"data/{CLASSIFIER}"
 
 
 def new_model(init: str, pretrained: ViT, seed: int = 0) -> ViT:
-    """The model a run starts from (``init`` in :data:`INITS`), built after seeding with ``seed``."""
+    """The model a run starts from (``init`` in :data:`INITS`, except ``pixels``, which has no
+    network), built after seeding with ``seed``."""
     keras.utils.set_random_seed(seed)
-    if init == "scratch":
+    if init.startswith("scratch"):
         model = ViT(**{**architecture(pretrained), "image_size": IMAGE_SIZE, "num_classes": 10})
         model.build()
         return model
@@ -51,11 +59,12 @@ def new_model(init: str, pretrained: ViT, seed: int = 0) -> ViT:
     return freeze_encoder(model) if init == "probe" else model
 
 
-def fit(model: ViT, x, y, seed: int = 0) -> ViT:
-    """Train all of ``model``'s trainable weights with the course's recipe (no XLA)."""
+def fit(model: ViT, x, y, seed: int = 0, epochs: int = EPOCHS) -> ViT:
+    """Train all of ``model``'s trainable weights with the course's recipe for ``epochs``
+    (XLA only for runs longer than ``EPOCHS``, where it pays for its compilation)."""
     keras.utils.set_random_seed(seed)  # the same batches for every model
-    compile_for_training(model, len(x) // BATCH, EPOCHS, jit_compile=False)
-    model.fit(x, keras.utils.to_categorical(y, 10), batch_size=BATCH, epochs=EPOCHS, verbose=0)
+    compile_for_training(model, len(x) // BATCH, epochs, jit_compile=epochs > EPOCHS)
+    model.fit(x, keras.utils.to_categorical(y, 10), batch_size=BATCH, epochs=epochs, verbose=0)
     return model
 
 
@@ -65,26 +74,42 @@ def probe_features(model: ViT, x, batch_size: int = 500) -> np.ndarray:
                            for i in range(0, len(x), batch_size)])
 
 
-def fit_probe(model: ViT, x_train, y_train, seed: int = 0) -> keras.Model:
-    """Train ``model.head`` alone on the frozen encoder's features of x_train; returns the
-    head as a model on features (n, dim) -> logits (n, 10)."""
-    features = probe_features(model, x_train)
+def pixel_features(x) -> np.ndarray:
+    """The raw pixels as features: images (n, H, W, C) -> (n, H * W * C)."""
+    return np.asarray(x).reshape(len(x), -1)
+
+
+def fit_linear(features, y_train, head: keras.layers.Dense, seed: int = 0) -> keras.Model:
+    """A linear classifier: ``head`` trained alone on ``features`` (n, d) for ``PROBE_EPOCHS``;
+    returns it as a model on features (n, d) -> logits (n, 10). The same for every feature."""
     keras.utils.set_random_seed(seed)
-    head = keras.Sequential([keras.Input((features.shape[-1],)), model.head])
-    head.compile(keras.optimizers.AdamW(1e-3, weight_decay=0.05),
-                 keras.losses.CategoricalCrossentropy(from_logits=True))
-    head.fit(features, keras.utils.to_categorical(y_train, 10), batch_size=BATCH,
-             epochs=PROBE_EPOCHS, verbose=0)
-    return head
+    linear = keras.Sequential([keras.Input((features.shape[-1],)), head])
+    linear.compile(keras.optimizers.AdamW(1e-3, weight_decay=0.05),
+                   keras.losses.CategoricalCrossentropy(from_logits=True))
+    linear.fit(features, keras.utils.to_categorical(y_train, 10), batch_size=BATCH,
+               epochs=PROBE_EPOCHS, verbose=0)
+    return linear
 
 
-def run_one(init: str, pretrained: ViT, data, seed: int = 0) -> float:
-    """One run of the experiment; returns the test accuracy."""
+def run_one(init: str, pretrained: ViT, data, seed: int = 0) -> dict:
+    """One run of the experiment: {"test_accuracy": ..., "train_accuracy": ...}."""
     x_tr, y_tr, x_te, y_te = data
+    if init == "pixels":
+        keras.utils.set_random_seed(seed)
+        linear = fit_linear(pixel_features(x_tr), y_tr, keras.layers.Dense(10, name="head"), seed)
+        return {"test_accuracy": accuracy(linear, pixel_features(x_te), y_te),
+                "train_accuracy": accuracy(linear, pixel_features(x_tr), y_tr)}
     model = new_model(init, pretrained, seed)
     if init == "probe":
-        return accuracy(fit_probe(model, x_tr, y_tr, seed), probe_features(model, x_te), y_te)
-    return accuracy(fit(model, x_tr, y_tr, seed), x_te, y_te)
+        def features(x):
+            return probe_features(model, x)
+
+        linear = fit_linear(features(x_tr), y_tr, model.head, seed)
+        return {"test_accuracy": accuracy(linear, features(x_te), y_te),
+                "train_accuracy": accuracy(linear, features(x_tr), y_tr)}
+    fit(model, x_tr, y_tr, seed, LONG_EPOCHS if init.endswith("_long") else EPOCHS)
+    return {"test_accuracy": accuracy(model, x_te, y_te),
+            "train_accuracy": accuracy(model, x_tr, y_tr)}
 
 
 def run(seeds=(0,), checkpoint=CHECKPOINT, command="", log=print) -> dict:
@@ -95,17 +120,22 @@ def run(seeds=(0,), checkpoint=CHECKPOINT, command="", log=print) -> dict:
     runs, start = [], time.perf_counter()
     for seed in seeds:
         for init in INITS:
+            t0 = time.perf_counter()
+            result = run_one(init, pretrained, data, seed)
             runs.append({"seed": seed, "init": init,
-                         "test_accuracy": round(run_one(init, pretrained, data, seed), 4)})
+                         **{k: round(v, 4) for k, v in result.items()},
+                         "seconds": round(time.perf_counter() - t0, 1)})
             log(json.dumps(runs[-1]))
     record.update({
         "what": "Test accuracy on 1,297 scikit-learn digits at 32x32 after training on 500: the "
-                "checkpoint's architecture from scratch, a linear probe on the frozen "
-                "Fashion-MNIST encoder, and full fine-tuning of it; same seed, recipe and steps",
+                "checkpoint's architecture from scratch, a linear classifier on the raw pixels, a "
+                "linear probe on the frozen Fashion-MNIST encoder, and full fine-tuning of it; "
+                "from scratch and fully fine-tuned for 40 steps and for 1,000; same seed and recipe",
         "checkpoint": Path(checkpoint).as_posix(), "checkpoint_sha256": sha256(checkpoint),
         "image_size": IMAGE_SIZE, "train_images": len(data[0]), "test_images": len(data[2]),
         "epochs": EPOCHS, "batch_size": BATCH, "steps": EPOCHS * (len(data[0]) // BATCH),
-        "probe_epochs": PROBE_EPOCHS, "seeds": [int(s) for s in seeds],
+        "probe_epochs": PROBE_EPOCHS, "long_epochs": LONG_EPOCHS,
+        "long_steps": LONG_EPOCHS * (len(data[0]) // BATCH), "seeds": [int(s) for s in seeds],
         "total_seconds": round(time.perf_counter() - start, 1), "runs": runs,
     })
     return harness.finish(record)
@@ -116,7 +146,8 @@ def summary(record: dict) -> dict:
     out = {}
     for init in INITS:
         values = [r["test_accuracy"] for r in record["runs"] if r["init"] == init]
-        out[init] = (float(np.mean(values)), min(values), max(values))
+        if values:  # records may hold only some of the inits
+            out[init] = (float(np.mean(values)), min(values), max(values))
     return out
 
 
@@ -136,7 +167,7 @@ def main(argv=None) -> int:
     if args.out:
         harness.write_record(record, args.out, overwrite=args.overwrite)
     for init, (mean, low, high) in summary(record).items():
-        print(f"{init:8s} mean {mean:.3f}  (min {low:.3f}, max {high:.3f})")
+        print(f"{init:12s} mean {mean:.3f}  (min {low:.3f}, max {high:.3f})")
     return 0
 
 

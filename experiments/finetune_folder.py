@@ -31,41 +31,6 @@ from experiments import harness
 
 MODULE = "experiments.finetune_folder"
 COURSE_ENCODER = "data/vit_fashion_medium.keras"
-#: How each kind of encoder expects its pixels: the course's ViTs 0..1, Google's -1..1.
-SCALES = {"unit": (1 / 255.0, 0.0), "symmetric": (1 / 127.5, -1.0)}
-
-
-def scale_images(x, scale: str) -> np.ndarray:
-    """uint8 images -> float32 as the encoder was trained: ``"unit"`` 0..1, ``"symmetric"`` -1..1."""
-    if scale not in SCALES:
-        raise ValueError(f"`scale` must be one of {sorted(SCALES)}, got {scale!r}.")
-    factor, offset = SCALES[scale]
-    return np.asarray(x, dtype="float32") * factor + offset
-
-
-def load_encoder(name: str, num_classes: int):
-    """``(vit, scale)``: the pretrained encoder under a new head of ``num_classes``.
-
-    ``name``: a ``.keras`` file holding a vitlib ViT (scale "unit"), a Google ``.npz`` file, or
-    a name of ``vitlib.pretrained.CHECKPOINTS`` (scale "symmetric"; downloaded if not there)."""
-    from vitlib import pretrained
-    from vitlib.finetune import with_new_head
-    from vitlib.model import ViT, load_model
-
-    if name in pretrained.CHECKPOINTS:
-        name = str(pretrained.download(name))  # offline: DownloadError says what to fetch
-    path = Path(name)
-    if path.suffix == ".npz":
-        return pretrained.load_npz(path, include_head=False, num_classes=num_classes), "symmetric"
-    if path.suffix != ".keras":
-        raise ValueError(f"`--encoder` must be a .keras or .npz file or one of "
-                         f"{sorted(pretrained.CHECKPOINTS)}, got {name!r}.")
-    model = load_model(path)
-    if not isinstance(model, ViT):
-        raise ValueError(f"`--encoder` {name} holds a {type(model).__name__}, not a vitlib.ViT.")
-    return with_new_head(model, num_classes), "unit"
-
-
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """counts (num_classes, num_classes): row = true class, column = predicted class."""
     counts = np.zeros((num_classes, num_classes), dtype="int64")
@@ -77,12 +42,12 @@ def run(args, command: str = "", log=print):
     """Load, split, fine-tune; returns ``(model, record)``."""
     import keras
 
-    from vitlib.finetune import fit_in_two_stages, with_new_head
-    from vitlib.folders import find_images, load_folder, split
+    from vitlib.finetune import fit_in_two_stages, load_pretrained, with_new_head
+    from vitlib.folders import find_images, load_folder, scale_images, split
 
     keras.utils.set_random_seed(args.seed)
     classes = find_images(args.folder, skip_bad=args.skip_bad_files)[2]
-    model, scale = load_encoder(args.encoder, len(classes))
+    model, scale = load_pretrained(args.encoder, len(classes))
     size = args.image_size or model.image_size[0]
     if size != model.image_size[0]:
         model = with_new_head(model, image_size=size)  # position embedding resized (Sec. 3.2)
@@ -163,9 +128,12 @@ def main(argv=None) -> int:
 
     try:
         model, record = run(args, command=harness.command_line(MODULE, argv))
-    except (FolderError, DownloadError, FileNotFoundError) as e:
+    except (FolderError, DownloadError, FileNotFoundError, ValueError) as e:
         p.error(str(e))
-    harness.save_model(model, record, args.out, overwrite=args.overwrite)
+    from vitlib.folders import save_classifier
+
+    save_classifier(model, args.out, record.pop("class_names"), record.pop("prepare"),
+                    overwrite=args.overwrite, record=record)
     print(f"validation accuracy {record['validation_accuracy']:.3f} on "
           f"{record['validation_images']} images; saved {args.out} and "
           f"{Path(args.out).with_suffix('.json')}")

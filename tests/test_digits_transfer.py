@@ -1,5 +1,5 @@
-"""experiments.digits_transfer and vitlib.data.load_digits: the task, the three starts, and the
-shipped record (notebook 09)."""
+"""experiments.digits_transfer and vitlib.data.load_digits: the task, the starts, the pixel
+baseline, and the shipped record (notebook 09)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,17 @@ def test_the_three_starts(shipped):
     assert full.position_embedding.embedding.shape[-2] == 1 + 64  # 8x8 patches + class token
 
 
+def test_pixels_and_probe_are_the_same_linear_classifier_on_different_features(data):
+    x_tr, y_tr, _, _ = data
+    features = dt.pixel_features(x_tr[:50])
+    assert features.shape == (50, 32 * 32) and np.array_equal(features[3], x_tr[3].ravel())
+    head = keras.layers.Dense(10)
+    linear = dt.fit_linear(features, y_tr[:50], head)
+    assert linear.layers[-1] is head and linear.count_params() == 32 * 32 * 10 + 10
+    # Trained: 50 images are fitted far above chance by 1,024 pixels.
+    assert np.mean(np.argmax(linear.predict(features, verbose=0), -1) == y_tr[:50]) > 0.5
+
+
 def test_scratch_has_the_checkpoints_architecture(shipped):
     scratch = dt.new_model("scratch", shipped)
     assert (scratch.dim, scratch.depth, scratch.num_heads) == (shipped.dim, shipped.depth,
@@ -91,10 +102,14 @@ def test_shipped_record_is_complete_and_reproduced(data, shipped):
     # Made from the shipped classifier: re-run the command when that file changes.
     assert record["checkpoint_sha256"] == sha256(ROOT / "data" / CLASSIFIER)
     assert record["steps"] == dt.EPOCHS * (dt.TRAIN_IMAGES // dt.BATCH) == 40
+    assert record["long_steps"] == dt.LONG_EPOCHS * (dt.TRAIN_IMAGES // dt.BATCH)
     assert sorted((r["seed"], r["init"]) for r in record["runs"]) == sorted(
         (s, i) for s in record["seeds"] for i in dt.INITS)
-    # Re-run one recorded run: the shipped numbers come from this code and this checkpoint.
+    # The long runs are long enough to fit the 500 training digits, as the notebook says.
+    assert min(r["train_accuracy"] for r in record["runs"] if r["init"].endswith("_long")) > 0.97
+    # Re-run two recorded runs: the shipped numbers come from this code and this checkpoint.
     recorded = {(r["seed"], r["init"]): r["test_accuracy"] for r in record["runs"]}
     seed = record["seeds"][0]
-    assert round(dt.run_one("full", shipped, data, seed), 4) == pytest.approx(
-        recorded[seed, "full"], abs=2e-3)
+    for init in ("full", "pixels"):
+        assert dt.run_one(init, shipped, data, seed)["test_accuracy"] == pytest.approx(
+            recorded[seed, init], abs=2e-3)

@@ -205,3 +205,34 @@ def test_the_command_checks_its_options(tmp_path, capsys):
         with pytest.raises(SystemExit):
             finetune_folder.main(argv)
         assert match in capsys.readouterr().err
+
+
+def test_save_classifier_refuses_to_overwrite_and_predicts_as_trained(mixed, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = with_new_head(make_vit("fashion-tiny"), num_classes=2)
+    prepare = {"image_size": 28, "channels": 1, "fit": "pad", "background": 0, "scale": "unit"}
+    path = folders.save_classifier(model, tmp_path / "m.keras", ["bright", "dark"], prepare)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError, match="exists; pass overwrite=True"):
+        folders.save_classifier(model, path, ["bright", "dark"], prepare)
+    assert path.read_bytes() == before
+    with pytest.raises(ValueError, match="`class_names` has 3 names, but the model has 2 outputs"):
+        folders.save_classifier(model, tmp_path / "n.keras", ["a", "b", "c"], prepare)
+    loaded, info = folders.load_classifier(path)
+    files = [mixed / "dark" / "1.jpg", mixed / "bright" / "2.png"]
+    top = folders.predict_files(loaded, info, files, k=2)
+    # The same numbers as the original model on the same preparation, done by hand.
+    x = np.stack([folders.load_image(f, 28, 1, "pad") for f in files]).astype("float32") / 255.0
+    want = keras.ops.convert_to_numpy(keras.ops.softmax(model(x)))
+    for row, probs in zip(top, want, strict=True):
+        assert row[0][1] == pytest.approx(probs.max(), abs=1e-5) and len(row) == 2
+    with pytest.raises(FileNotFoundError, match="does not exist: was the model saved by save_classifier"):
+        folders.load_classifier(tmp_path / "other.keras")
+
+
+def test_scale_images_matches_each_encoders_training():
+    x = np.array([0, 255], "uint8")
+    np.testing.assert_allclose(folders.scale_images(x, "unit"), [0.0, 1.0])
+    np.testing.assert_allclose(folders.scale_images(x, "symmetric"), [-1.0, 1.0])
+    with pytest.raises(ValueError, match="`scale` must be one of"):
+        folders.scale_images(x, "imagenet")

@@ -154,3 +154,30 @@ def fit_in_two_stages(model: ViT, x, y, validation_data=None, head_epochs: int =
         histories[stage] = model.fit(x, y, batch_size=batch_size, epochs=epochs,
                                      validation_data=validation_data, verbose=verbose).history
     return histories
+
+
+def load_pretrained(name, num_classes: int) -> tuple:
+    """``(vit, scale)``: a pretrained encoder under a new head of ``num_classes`` outputs, and
+    how it expects its pixels (``vitlib.folders.scale_images``).
+
+    ``name``: a ``.keras`` file holding a vitlib ViT (the course's own, offline; scale
+    ``"unit"``, 0..1), a Google ``.npz`` file, or a name of ``vitlib.pretrained.CHECKPOINTS``
+    (downloaded once when online; scale ``"symmetric"``, -1..1)."""
+    from pathlib import Path
+
+    from . import pretrained
+    from .model import load_model
+
+    num_classes = _checks.positive_int("num_classes", num_classes)
+    if str(name) in pretrained.CHECKPOINTS:
+        name = pretrained.download(str(name))  # offline: DownloadError says what to fetch
+    path = Path(name)
+    if path.suffix == ".npz":
+        return pretrained.load_npz(path, include_head=False, num_classes=num_classes), "symmetric"
+    if path.suffix != ".keras":
+        raise ValueError(f"`name` must be a .keras or .npz file or one of "
+                         f"{sorted(pretrained.CHECKPOINTS)}, got {str(name)!r}.")
+    model = load_model(path)
+    if not isinstance(model, ViT):
+        raise ValueError(f"`name` {path} holds a {type(model).__name__}, not a vitlib.ViT.")
+    return with_new_head(model, num_classes), "unit"

@@ -204,3 +204,82 @@ def write_example_folder(root, images, labels, class_names, fmt: str = "png",
             folder / f"{i:05d}.{fmt}")
     return root
 
+
+
+# --- From arrays to a model and back ---------------------------------------------------------
+#: How each kind of encoder expects its pixels: the course's ViTs 0..1, Google's -1..1.
+SCALES = {"unit": (1 / 255.0, 0.0), "symmetric": (1 / 127.5, -1.0)}
+
+
+def scale_images(x, scale: str) -> np.ndarray:
+    """uint8 images -> float32 as the encoder was trained: ``"unit"`` 0..1, ``"symmetric"`` -1..1."""
+    _checks.one_of("scale", scale, SCALES)
+    factor, offset = SCALES[scale]
+    return np.asarray(x, dtype="float32") * factor + offset
+
+
+def save_classifier(model, path, class_names, prepare: dict, overwrite: bool = False,
+                    record: dict | None = None) -> Path:
+    """``model`` to ``path`` (.keras; a ViT without its optimizer state) and, beside it
+    (.json), what a prediction needs:
+    ``class_names`` and ``prepare`` (``image_size``, ``channels``, ``fit``, ``background``,
+    ``scale``), plus ``record`` (anything else worth keeping). Refuses to replace either
+    file unless ``overwrite``; nothing is written then."""
+    import json
+
+    import keras
+
+    path = Path(path).expanduser()
+    if path.suffix != ".keras":
+        raise ValueError(f"`path` must end in .keras, got {path.name!r}.")
+    missing = {"image_size", "channels", "fit", "background", "scale"} - set(prepare)
+    if missing:
+        raise ValueError(f"`prepare` must say {sorted(missing)} too, got {sorted(prepare)}.")
+    outputs = getattr(model, "num_classes", None) or model.output_shape[-1]
+    if len(class_names) != outputs:
+        raise ValueError(f"`class_names` has {len(class_names)} names, but the model has "
+                         f"{outputs} outputs.")
+    for target in (path, path.with_suffix(".json")):
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it "
+                                  "(nothing was written).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from .model import ViT, architecture
+
+    if isinstance(model, ViT):  # the weights only, without the optimizer's state (3x smaller)
+        clean = ViT.from_config(architecture(model))
+        clean.build()
+        clean.set_weights(model.get_weights())
+        model = clean
+    keras.saving.save_model(model, path)
+    info = {**(record or {}), "class_names": list(class_names), "prepare": dict(prepare)}
+    path.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
+    return path
+
+
+def load_classifier(path) -> tuple:
+    """``(model, info)`` saved by :func:`save_classifier` (``info``: the .json beside it)."""
+    import json
+
+    from .model import load_model
+
+    path = Path(path).expanduser()
+    info_path = path.with_suffix(".json")
+    if not info_path.is_file():
+        raise FileNotFoundError(f"{info_path} (the class names and preparation saved beside the "
+                                "model) does not exist: was the model saved by save_classifier?")
+    return load_model(path), json.loads(info_path.read_text())
+
+
+def predict_files(model, info: dict, paths, k: int = 3) -> list:
+    """The ``k`` most probable classes of each image file: ``[[(class, probability), ...]]``.
+    Each file is prepared as ``info["prepare"]`` says, the way the training images were."""
+    from keras import ops
+
+    prep = info["prepare"]
+    x = np.stack([load_image(p, prep["image_size"], prep["channels"], prep["fit"],
+                             prep["background"]) for p in paths])
+    probabilities = ops.convert_to_numpy(ops.softmax(model.predict(
+        scale_images(x, prep["scale"]), verbose=0)))
+    names = info["class_names"]
+    return [[(names[i], float(row[i])) for i in np.argsort(-row)[:k]] for row in probabilities]
