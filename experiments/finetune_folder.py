@@ -103,8 +103,8 @@ def main(argv=None) -> int:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--head-epochs", type=int, default=5)
     p.add_argument("--full-epochs", type=int, default=5)
-    p.add_argument("--head-lr", type=harness.positive_float, default=1e-3)
-    p.add_argument("--full-lr", type=harness.positive_float, default=1e-4)
+    p.add_argument("--head-lr", type=harness.positive_float, default=3e-3)
+    p.add_argument("--full-lr", type=harness.positive_float, default=3e-4)
     p.add_argument("--batch-size", type=harness.positive_int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-bad-files", action="store_true",
