@@ -61,3 +61,18 @@ def test_the_crop_reference_is_what_vitlib_folders_cuts(tmp_path):
 @pytest.mark.parametrize("counts, fraction", [([10, 5, 2], 0.2), ([13, 40, 3], 0.25), ([2, 2], 0.1)])
 def test_the_counting_reference_is_what_vitlib_folders_holds_out(counts, fraction):
     assert nb11._agrees_with_vitlib(counts, fraction)
+
+
+def test_the_cases_make_every_rule_matter():
+    """A wrong answer that skips the upper limit, or rounds halves up, cannot pass by luck."""
+    for seed in range(20):
+        assert not nb11.check_validation_counts(nb11._vc_no_cap, seed=seed)
+        assert not nb11.check_validation_counts(nb11._vc_half_up, seed=seed)
+
+    def crop_ceil(width, height):  # puts the odd extra pixel on the left/top
+        side = min(width, height)
+        left, top = -(-(width - side) // 2), -(-(height - side) // 2)
+        return (left, top, left + side, top + side)
+
+    for seed in range(20):
+        assert not nb11.check_crop_box(crop_ceil, seed=seed)

@@ -107,6 +107,18 @@ def cases(tmp: Path):
     broken.head.kernel.assign(np.full(broken.head.kernel.shape, np.nan, "float32"))
     broken.save(tmp / "nan.keras")
     yield "load_model(NaN weights) warns", lambda: load_model(tmp / "nan.keras")
+    from vitlib import folders
+
+    (tmp / "one_class" / "cats").mkdir(parents=True)
+    (tmp / "one_class" / "cats" / "a.png").write_bytes(b"not a png")
+    yield "load_folder(missing)", lambda: folders.load_folder(tmp / "no_such_folder", 28)
+    yield "load_folder(one class)", lambda: folders.load_folder(tmp / "one_class", 28)
+    yield "load_image(broken file)", lambda: folders.load_image(tmp / "one_class" / "cats" / "a.png", 28)
+    yield "load_image(fit typo)", lambda: folders.load_image(tmp / "x.png", 28, fit="centre")
+    yield "split(fraction 20)", lambda: folders.split([0, 1, 0, 1], 20)
+    yield "fit_in_two_stages(labels out of range)", lambda: finetune.fit_in_two_stages(
+        finetune.with_new_head(m, 2), x, np.array([0, 7]), verbose=0)
+    yield "load_pretrained(typo)", lambda: finetune.load_pretrained("Ti/16-augreg", 3)
     from vitlib.exercises import nb02
     # A checker answers (it does not raise): a "not correct" feedback counts as clear.
     yield "checker, learner returns a string", lambda: ANSWERED if not nb02.check_softmax(

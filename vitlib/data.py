@@ -312,6 +312,45 @@ def load_digits(image_size: int = 32, train_images: int = 500, seed: int = 0):
     return x[tr].astype("float32"), digits.target[tr], x[te].astype("float32"), digits.target[te]
 
 
+TEXTURES = ("brick", "grass", "gravel")  # scikit-image's CC0 texture photos, 512x512 grey
+
+
+def write_texture_folder(root, overwrite: bool = False) -> Path:
+    """A folder of images to fine-tune on, offline: ``root/<texture>/<texture>_NN.<png|jpg>``.
+
+    From each of scikit-image's texture photos (brick, grass, gravel; CC0, bundled, no
+    download) 64 tiles of 32x32 pixels are cut on an 8x8 grid, 64 pixels apart, so that no two
+    tiles overlap. Like pictures from different sources, every fourth tile is kept as it is (grey
+    PNG), the others are saved larger and in colour (64x64 RGB JPEG), wider with transparent
+    pixels (32x24 RGBA PNG, the top-left corner fully transparent), or taller (24x32 grey PNG).
+    Refuses to write into an existing non-empty ``root`` unless ``overwrite``. Returns ``root``.
+    """
+    import skimage.data
+    from PIL import Image
+
+    root = Path(root).expanduser()
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise FileExistsError(f"`root` {root} exists and is not empty; pass overwrite=True or "
+                              "choose a new folder (nothing was written).")
+    for name in TEXTURES:
+        photo = getattr(skimage.data, name)()
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(64):
+            r, c = divmod(i, 8)
+            tile = Image.fromarray(photo[64 * r:64 * r + 32, 64 * c:64 * c + 32])
+            if i % 4 == 1:  # larger, colour
+                tile = tile.resize((64, 64), Image.Resampling.BICUBIC).convert("RGB")
+            elif i % 4 == 2:  # wide, with a transparent corner
+                tile = tile.crop((0, 0, 32, 24)).convert("RGBA")
+                alpha = np.full((24, 32), 255, np.uint8)
+                alpha[:8, :8] = 0
+                tile.putalpha(Image.fromarray(alpha))
+            elif i % 4 == 3:  # tall
+                tile = tile.crop((4, 0, 28, 32))
+            tile.save(root / name / f"{name}_{i:02d}.{'jpg' if i % 4 == 1 else 'png'}")
+    return root
+
+
 def _positive(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")

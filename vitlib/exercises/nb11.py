@@ -63,16 +63,23 @@ CROP_BOX_MISTAKES = (
 )
 
 
-def _crop_case(rng):
-    width, height = (int(v) for v in rng.integers(20, 400, size=2))
-    while width == height:
-        height = int(rng.integers(20, 400))
-    return (width, height)
+def _crop_cases():
+    """A case maker: non-square sizes whose leftover is odd (so the extra pixel's side
+    matters), landscape first, then portrait and landscape in turn."""
+    count = [0]
+
+    def make(rng):
+        count[0] += 1
+        side = int(rng.integers(20, 300))
+        leftover = 2 * int(rng.integers(1, 60)) + 1
+        return (side + leftover, side) if count[0] % 2 else (side, side + leftover)
+
+    return make
 
 
 def check_crop_box(fn, cases: int = 6, seed: int | None = None) -> Feedback:
     """Check ``fn(width, height) -> (left, top, right, bottom)``, non-square images only."""
-    return check(fn, _crop_box, _crop_case, CROP_BOX_MISTAKES, title="crop_box", cases=cases,
+    return check(fn, _crop_box, _crop_cases(), CROP_BOX_MISTAKES, title="crop_box", cases=cases,
                  atol=0, rtol=0, seed=seed)
 
 
@@ -98,11 +105,27 @@ def _vc_of_total(class_counts, fraction):
     return [int(min(n - 1, max(1, share))) for n in class_counts]
 
 
+def _vc_no_cap(class_counts, fraction):
+    return [int(max(1, round(fraction * n))) for n in class_counts]
+
+
+def _vc_half_up(class_counts, fraction):
+    return [int(min(n - 1, max(1, int(fraction * n + 0.5)))) for n in class_counts]
+
+
 VALIDATION_COUNTS_MISTAKES = (
+    Mistake("no_cap", _vc_no_cap,
+            "you kept at least 1 but not at most n - 1: a class of 2 images at fraction 0.75 "
+            "gives round(1.5) = 2, and then nothing of that class is left to train on. Cap each "
+            "count at n - 1."),
     Mistake("no_clip", _vc_no_clip,
             "a class of 2 images at fraction 0.2 gives round(0.4) = 0: that class is never "
             "validated, and a class of 1 image would give it away. Keep each count between 1 "
             "and n - 1."),
+    Mistake("half_up", _vc_half_up,
+            "you rounded halves up (四捨五入: 2.5 -> 3). Python's round() rounds a half to the "
+            "even neighbour (round(2.5) == 2, round(3.5) == 4), and so does vitlib.folders.split: "
+            "use round()."),
     Mistake("floor", _vc_floor,
             "you cut the fraction down (int(...)) instead of rounding: 0.2 x 13 = 2.6 should hold "
             "out 3 images, not 2. Use round()."),
@@ -112,16 +135,28 @@ VALIDATION_COUNTS_MISTAKES = (
 )
 
 
-def _vc_case(rng):
-    counts = [int(v) for v in rng.integers(1, 40, size=int(rng.integers(2, 6)))]
-    counts[int(rng.integers(0, len(counts)))] = int(rng.integers(2, 4))  # a small class
-    counts = [max(2, c) for c in counts]
-    return (counts, float(rng.choice([0.1, 0.2, 0.25, 0.3])))
+def _vc_cases():
+    """A case maker: 2-5 classes of 2-40 images. Odd cases: a small fraction, a class of 2 (the lower limit
+    binds) and a class whose share is exactly 2.5 or 4.5 (where rounding rules differ). Even
+    cases: fraction 0.75, where a class of 2 hits the upper limit."""
+    count = [0]
+
+    def make(rng):
+        count[0] += 1
+        counts = [int(v) for v in rng.integers(2, 40, size=int(rng.integers(2, 6)))]
+        counts[0] = 2
+        if count[0] % 2 == 0:
+            return (counts, 0.75)
+        fraction = float(rng.choice([0.1, 0.25, 0.3]))
+        counts.append({0.1: 25, 0.25: 10, 0.3: 15}[fraction])  # fraction * n = 2.5 or 4.5
+        return (counts, fraction)
+
+    return make
 
 
 def check_validation_counts(fn, cases: int = 6, seed: int | None = None) -> Feedback:
     """Check ``fn(class_counts, fraction) -> list of ints``, one count per class."""
-    return check(fn, _validation_counts, _vc_case, VALIDATION_COUNTS_MISTAKES,
+    return check(fn, _validation_counts, _vc_cases(), VALIDATION_COUNTS_MISTAKES,
                  title="validation_counts", cases=cases, atol=0, rtol=0, seed=seed)
 
 
