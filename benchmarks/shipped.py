@@ -62,13 +62,19 @@ def render() -> str:
         out.append("")
     r = _read("digits_transfer.json")
     if r:
-        by = {i: [x["test_accuracy"] for x in r["runs"] if x["init"] == i]
-              for i in ("scratch", "probe", "full")}
+        by = {x["init"]: [] for x in r["runs"]}
+        for x in r["runs"]:
+            by[x["init"]].append(x["test_accuracy"])
+        names = {"pixels": "linear classifier on the pixels",
+                 "scratch": f"from scratch, {r['steps']} steps",
+                 "probe": "linear probe on the frozen encoder",
+                 "full": f"full fine-tuning, {r['steps']} steps",
+                 "scratch_long": f"from scratch, {r.get('long_steps')} steps",
+                 "full_long": f"full fine-tuning, {r.get('long_steps')} steps"}
         out += [f"**Fine-tuning on digits** (`{r['command']}`): {r['train_images']} training digits "
-                f"at {r['image_size']}x{r['image_size']}, {r['steps']} steps, {r['test_images']:,} test "
-                f"digits, seeds {r['seeds']}; mean (min-max) test accuracy: from scratch "
-                f"{_mean_range(by['scratch'])}, linear probe {_mean_range(by['probe'])}, full "
-                f"fine-tuning {_mean_range(by['full'])}.", ""]
+                f"at {r['image_size']}x{r['image_size']}, {r['test_images']:,} test digits, seeds "
+                f"{r['seeds']}; mean (min-max) test accuracy: "
+                + "; ".join(f"{names.get(k, k)} {_mean_range(v)}" for k, v in by.items()) + ".", ""]
     r = _read("mae_fashion_small.json")
     if r:
         loss = r["loss_per_epoch"]
@@ -122,4 +128,18 @@ def render() -> str:
                 f"{seg['test']['mean_iou']:.3f} fine-tuned from the classifier, against "
                 f"{scratch['test']['patch_accuracy']:.3f} / {scratch['test']['mean_iou']:.3f} from "
                 "random weights with the same training.", ""]
+    r = _read("recipe_choice.json")
+    if r:
+        cells = [f"{name}: validation {_summary(v['validation_accuracy'])}, test "
+                 f"{_summary(v['test_accuracy'])}" for name, v in r["summary"].items()]
+        out += [f"**Recipe, chosen on validation** (`{r['command']}`): `fashion-small`, "
+                f"{r['epochs']} epochs, seeds {r['seeds']}, mean (min-max): " + "; ".join(cells)
+                + f". Chosen: `{r['chosen']}`.", ""]
+    r = _read("textures_finetune.json")
+    if r:
+        base = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in r["baselines"].items())
+        out += [f"**Your own images: texture tiles** (`{r['command']}`): validation accuracy on "
+                f"{r['validation_images']} tiles; logistic regressions on {base}; the ViT fine-tuned "
+                f"from the classifier {_summary(r['summary']['pretrained'])}, from scratch "
+                f"{_summary(r['summary']['scratch'])} (seeds {r['seeds']}).", ""]
     return "\n".join(out)
