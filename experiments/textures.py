@@ -10,8 +10,9 @@ validation tiles). The record holds, on the validation tiles:
 - three baselines that involve no training randomness, each a logistic regression (scikit-learn,
   L-BFGS, ``max_iter=2000``, on features standardised by the training images): on the raw
   pixels; on four statistics per tile (mean, standard deviation, mean absolute horizontal and
-  vertical difference); and on the frozen pretrained encoder's pooled features (a linear probe
-  trained to convergence);
+  vertical difference); on the frozen pretrained encoder's pooled features (a linear probe
+  trained to convergence); and, as a control, on the pooled features of the same architecture
+  with random weights (seed 0);
 - per seed, the fine-tuned ViT (``finetune.fit_in_two_stages`` with notebook 11's settings:
   5 epochs of the head alone at 3e-3, then 5 of everything at 3e-4, batch 32) and the same
   architecture and recipe from random weights (from scratch).
@@ -93,18 +94,27 @@ def fine_tune(data, train_idx, val_idx, seed: int, checkpoint=CHECKPOINT,
 
 
 def baselines(data, train_idx, val_idx, checkpoint=CHECKPOINT) -> dict:
-    """The three deterministic baselines (module docstring): {name: validation accuracy}."""
+    """The four deterministic baselines (module docstring): {name: validation accuracy}."""
     from keras import ops
 
-    from vitlib.model import load_model
+    from vitlib.model import ViT, architecture, load_model
 
     encoder = load_model(checkpoint)
-    features = ops.convert_to_numpy(encoder.pool(encoder.encode(data.x.astype("float32") / 255.0)))
+    keras.utils.set_random_seed(0)
+    random_encoder = ViT(**architecture(encoder))  # the control: no pretraining at all
+    random_encoder.build()
+    x = data.x.astype("float32") / 255.0
+
+    def features(model):
+        return np.concatenate([ops.convert_to_numpy(model.pool(model.encode(x[i:i + 64])))
+                               for i in range(0, len(x), 64)])
+
     y = data.y
     return {
         "pixels": logistic_accuracy(data.x.reshape(len(y), -1) / 255.0, y, train_idx, val_idx),
         "statistics": logistic_accuracy(tile_statistics(data.x), y, train_idx, val_idx),
-        "frozen_probe": logistic_accuracy(features, y, train_idx, val_idx),
+        "frozen_probe": logistic_accuracy(features(encoder), y, train_idx, val_idx),
+        "random_probe": logistic_accuracy(features(random_encoder), y, train_idx, val_idx),
     }
 
 

@@ -47,6 +47,18 @@ def _crop_size_not_corner(width, height):
     return (left, top, side, side)
 
 
+def _crop_true_division(width, height):
+    side = min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def _crop_extra_left(width, height):
+    side = min(width, height)
+    left, top = -(-(width - side) // 2), -(-(height - side) // 2)
+    return (left, top, left + side, top + side)
+
+
 CROP_BOX_MISTAKES = (
     Mistake("max_side", _crop_max_side,
             "your square is as large as the LONGER side, so it reaches outside the image (a "
@@ -57,6 +69,12 @@ CROP_BOX_MISTAKES = (
     Mistake("full_offset", _crop_full_offset,
             "you moved the square in by ALL of the leftover, so it touches the right (or bottom) "
             "edge. Centred means half of it on each side: (width - side) // 2."),
+    Mistake("true_division", _crop_true_division,
+            "with an odd leftover you get half pixels (e.g. 80.5): a box is in whole pixels. Use "
+            "integer division, (width - side) // 2, which leaves the extra pixel on the right."),
+    Mistake("extra_left", _crop_extra_left,
+            "you rounded the offset up, so the odd extra pixel goes to the left (or top). The "
+            "convention here keeps it on the right (or bottom): (width - side) // 2."),
     Mistake("size_not_corner", _crop_size_not_corner,
             "the last two numbers of a PIL box are the right and bottom EDGES, not the width and "
             "height: right = left + side, bottom = top + side."),
@@ -64,14 +82,16 @@ CROP_BOX_MISTAKES = (
 
 
 def _crop_cases():
-    """A case maker: non-square sizes whose leftover is odd (so the extra pixel's side
-    matters), landscape first, then portrait and landscape in turn."""
+    """A case maker: landscape and portrait in turn with an odd leftover (so the extra pixel's
+    side matters), then a square (case 5) and an even leftover (case 6)."""
     count = [0]
 
     def make(rng):
         count[0] += 1
         side = int(rng.integers(20, 300))
-        leftover = 2 * int(rng.integers(1, 60)) + 1
+        if count[0] == 5:
+            return (side, side)  # square: the box is the whole image
+        leftover = 2 * int(rng.integers(1, 60)) + (0 if count[0] == 6 else 1)
         return (side + leftover, side) if count[0] % 2 else (side, side + leftover)
 
     return make
