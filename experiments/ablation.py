@@ -34,15 +34,14 @@ import keras
 import numpy as np
 
 from experiments import harness
-from experiments.train import validation_split
+from experiments.train import split_inputs
 from vitlib.attention import MultiHeadSelfAttention
 from vitlib.configs import vit_config
-from vitlib.data import load_fashion_mnist
 from vitlib.embeddings import ClassToken, PositionEmbedding
 from vitlib.encoder import MLP
 from vitlib.model import make_vit
 from vitlib.patches import PatchEmbedding
-from vitlib.train import RECIPE, accuracy, to_inputs, train
+from vitlib.train import RECIPE, accuracy, train
 
 MODULE = "experiments.ablation"
 POSITION_VARIANTS = ("learned", "sincos", "none")
@@ -131,13 +130,7 @@ def summarise(runs: list[dict], variants) -> dict:
 def run(variants, seeds, epochs: int, limit=None, command: str = "", log=print) -> dict:
     """Train every variant with every seed (see the module docstring); return the record."""
     record = harness.header(command)
-    data = load_fashion_mnist()
-    train_idx, val_idx = validation_split(len(data.y_train), 5000, seed=0)
-    x, y = to_inputs(data.x_train[train_idx]), data.y_train[train_idx]
-    if limit:
-        x, y = x[:limit], y[:limit]
-    x_val, y_val = to_inputs(data.x_train[val_idx]), data.y_train[val_idx]
-    x_test = to_inputs(data.x_test)
+    x, y, x_val, y_val, x_test, y_test = split_inputs(limit)
     x_shuffled = shuffle_patches(x_test, vit_config("fashion-small")["patch_size"], seed=0)
     runs = []
     for seed in seeds:
@@ -150,8 +143,8 @@ def run(variants, seeds, epochs: int, limit=None, command: str = "", log=print) 
                 "variant": variant, "seed": seed, "parameters": model.count_params(),
                 "training_seconds": round(time.perf_counter() - start, 1),
                 "validation_accuracy": round(accuracy(model, x_val, y_val), 4),
-                "test_accuracy": round(accuracy(model, x_test, data.y_test), 4),
-                "shuffled_test_accuracy": round(accuracy(model, x_shuffled, data.y_test), 4),
+                "test_accuracy": round(accuracy(model, x_test, y_test), 4),
+                "shuffled_test_accuracy": round(accuracy(model, x_shuffled, y_test), 4),
             }
             runs.append(row)
             log(json.dumps(row), flush=True)

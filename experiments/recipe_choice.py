@@ -21,10 +21,9 @@ import keras
 import numpy as np
 
 from experiments import harness
-from experiments.train import validation_split
-from vitlib.data import load_fashion_mnist
+from experiments.train import split_inputs
 from vitlib.model import make_vit
-from vitlib.train import RECIPE, accuracy, to_inputs, train
+from vitlib.train import RECIPE, accuracy, train
 
 MODULE = "experiments.recipe_choice"
 CANDIDATES = {
@@ -58,13 +57,7 @@ def chosen(summary: dict) -> str:
 def run(seeds, epochs: int, limit=None, command: str = "", log=print) -> dict:
     """Train ``fashion-small`` with every candidate recipe and seed; return the record."""
     record = harness.header(command)
-    data = load_fashion_mnist()
-    train_idx, val_idx = validation_split(len(data.y_train), 5000, seed=0)
-    x, y = to_inputs(data.x_train[train_idx]), data.y_train[train_idx]
-    if limit:
-        x, y = x[:limit], y[:limit]
-    x_val, y_val = to_inputs(data.x_train[val_idx]), data.y_train[val_idx]
-    x_test = to_inputs(data.x_test)
+    x, y, x_val, y_val, x_test, y_test = split_inputs(limit)
     runs = []
     for seed in seeds:
         for name, recipe in CANDIDATES.items():
@@ -75,14 +68,14 @@ def run(seeds, epochs: int, limit=None, command: str = "", log=print) -> dict:
             runs.append({"recipe": name, "seed": seed,
                          "training_seconds": round(time.perf_counter() - start, 1),
                          "validation_accuracy": round(accuracy(model, x_val, y_val), 4),
-                         "test_accuracy": round(accuracy(model, x_test, data.y_test), 4)})
+                         "test_accuracy": round(accuracy(model, x_test, y_test), 4)})
             log(json.dumps(runs[-1]), flush=True)
     summary = summarise(runs)
     record.update({
         "what": "fashion-small trained with the course's first recipe and with today's, same "
                 "seeds and epochs; the recipe is chosen on the validation split",
         "model": "fashion-small", "epochs": epochs, "train_images": len(x),
-        "validation_images": len(y_val), "test_images": len(data.y_test),
+        "validation_images": len(y_val), "test_images": len(y_test),
         "validation_split": "seeded permutation of the 60,000 training images (seed 0)",
         "candidates": {k: {**v, "seed": "the run's seed"} for k, v in CANDIDATES.items()},
         "seeds": list(seeds), "runs": runs, "summary": summary, "chosen": chosen(summary),

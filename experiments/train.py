@@ -55,6 +55,18 @@ def validation_split(n: int, val_images: int, seed: int = 0) -> tuple[np.ndarray
     return np.sort(order[val_images:]), np.sort(order[:val_images])
 
 
+def split_inputs(limit=None, val_images: int = 5000, seed: int = 0) -> tuple:
+    """Fashion-MNIST as model inputs, with the course's validation split:
+    ``(x, y, x_val, y_val, x_test, y_test)``; ``limit`` keeps the first training images only."""
+    data = load_fashion_mnist()
+    train_idx, val_idx = validation_split(len(data.y_train), val_images, seed)
+    x, y = to_inputs(data.x_train[train_idx]), data.y_train[train_idx]
+    if limit:
+        x, y = x[:limit], y[:limit]
+    return (x, y, to_inputs(data.x_train[val_idx]), data.y_train[val_idx],
+            to_inputs(data.x_test), data.y_test)
+
+
 def run(model_name="fashion-small", epochs=10, limit=None, recipe=RECIPE, verbose=2,
         curves=False, command="", val_images=0, model=None, **overrides) -> tuple:
     """Train ``model`` (default: a new ``make_vit(model_name, **overrides)``) and return
