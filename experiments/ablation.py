@@ -167,7 +167,7 @@ def run(variants, seeds, epochs: int, limit=None, command: str = "", log=print) 
 def main(argv=None) -> int:
     p = harness.parser(__doc__.split("\n\n")[0])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=harness.seed, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=harness.positive_int, default=3)
     p.add_argument("--limit", type=harness.positive_int, default=None,
                    help="use only the first N training images (quick trials)")

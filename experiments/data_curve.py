@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     p = harness.parser(__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=harness.positive_int, nargs="+", default=[500, 2000, 8000])
     p.add_argument("--epochs", type=harness.positive_int, default=20)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=harness.seed, nargs="+", default=[0, 1, 2])
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     harness.check_out(p, args)

@@ -153,13 +153,11 @@ def summary(record: dict) -> dict:
 
 def main(argv=None) -> int:
     p = harness.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--seeds", type=harness.seed, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--checkpoint", default=CHECKPOINT)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     harness.check_out(p, args)
-    if any(s < 0 for s in args.seeds):
-        p.error(f"--seeds must be integers >= 0, got {args.seeds}.")
     if not Path(args.checkpoint).is_file():
         p.error(f"--checkpoint {args.checkpoint} does not exist (make it with "
                 "`python -m experiments.train --out ...`).")

@@ -85,15 +85,13 @@ def run(seeds, epochs: int, limit=None, command: str = "", log=print) -> dict:
 
 def main(argv=None) -> int:
     p = harness.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=harness.seed, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=harness.positive_int, default=3)
     p.add_argument("--limit", type=harness.positive_int, default=None,
                    help="use only the first N training images (quick trials)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     harness.check_out(p, args)
-    if any(s < 0 for s in args.seeds):
-        p.error(f"--seeds must be integers >= 0, got {args.seeds}.")
     record = run(args.seeds, args.epochs, args.limit, command=harness.command_line(MODULE, argv))
     if args.out:
         harness.write_record(record, args.out, overwrite=args.overwrite)

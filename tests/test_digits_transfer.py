@@ -85,7 +85,7 @@ def test_main_refuses_to_overwrite_before_training(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err and out.read_text() == "{}"
     with pytest.raises(SystemExit):
         dt.main(["--seeds", "0", "-1"])
-    assert "--seeds must be integers >= 0" in capsys.readouterr().err
+    assert "argument --seeds: expected an integer >= 0" in capsys.readouterr().err
 
 
 def test_summary_is_mean_min_max():
