@@ -16,6 +16,7 @@ import io
 import json
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,39 @@ def test_deck_renders_offline(notebook, server, browser):
     if _has_math(notebook):
         _math_ok(browser, page)
     _not_blank(browser.screenshot(), f"{notebook.stem}.slides.png")
+    # The first slide with a figure, screenshotted for a look at how it reads when projected,
+    # with its speaker notes (what reveal.js' presenter view shows, key `s`).
+    where = browser.evaluate(FIRST_FIGURE)
+    assert where, f"{page}: no slide with a figure"
+    browser.evaluate(f"location.hash = '#/{where[0]}/{where[1]}'")
+    time.sleep(1.0)  # reveal.js' transition to the slide
+    notes = browser.evaluate("(document.querySelector('.reveal section.present:not(.stack) "
+                             "aside.notes') || {innerText: ''}).innerText")
+    assert "EN" in notes and "JA" in notes, f"{page}#/{where}: no speaker notes on the slide"
+    _not_blank(browser.screenshot(), f"{notebook.stem}.figure.png")
+
+
+FIRST_FIGURE = """(() => {
+  const tops = [...document.querySelectorAll('.reveal .slides > section')];
+  for (let h = 0; h < tops.length; h++) {
+    const subs = tops[h].querySelectorAll(':scope > section');
+    const list = subs.length ? [...subs] : [tops[h]];
+    for (let v = 0; v < list.length; v++) if (list[v].querySelector('img')) return [h, v];
+  }
+  return null;
+})()"""
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_deck_has_notes_on_every_slide_and_no_markers_or_solutions(notebook):
+    """The deck build merged the speaker notes and left out what is not for the talk."""
+    deck = BUILD / "slides" / f"{notebook.stem}.slides.html"
+    if not deck.is_file():
+        pytest.fail(f"not built: {deck.relative_to(ROOT)}; run `make slides` first")
+    text = deck.read_text(encoding="utf-8")
+    assert text.count('<aside class="notes">') == _expected_slides(notebook)
+    for leftover in ("NBVAL_", "BEGIN SOLUTION", "END SOLUTION"):
+        assert leftover not in text, f"{deck.name}: {leftover!r} is on a slide"
 
 
 @pytest.mark.parametrize("page", ["index.html", "glossary.html",

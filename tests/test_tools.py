@@ -64,7 +64,50 @@ def test_course_student_editions_are_valid(tmp_path):
         text = "\n".join(c.source for c in student.cells)
         assert "BEGIN SOLUTION" not in text
         markers = sum(c.source.count("# BEGIN SOLUTION") for c in teacher.cells)
-        assert text.count("raise NotImplementedError(\"Exercise:") == markers
+        assert text.count("# TODO: ") >= markers
+        verdicts = [i for i, c in enumerate(student.cells)
+                    if c.cell_type == "code" and editions._shows_verdict(c)]
+        assert not verdicts, f"{Path(path).name}: stored checker verdicts in cells {verdicts}"
+
+
+TOP_LEVEL = '''# Predict first, then run the next cell.
+# BEGIN SOLUTION: the letter of your answer, and the parameter count you expect
+answer = "b"
+params, tokens = 4_352, 50
+# END SOLUTION
+print("noted")'''
+
+
+def test_top_level_solution_becomes_none_so_run_all_goes_on():
+    out, n = editions.strip_solutions(TOP_LEVEL)
+    assert n == 1 and '"b"' not in out and "4_352" not in out
+    assert "answer = None" in out and "params = None" in out and "tokens = None" in out
+    assert "NotImplementedError" not in out
+    scope = {}
+    exec(compile(out, "<student>", "exec"), scope)  # runs: nothing raised
+    assert scope["answer"] is None
+
+
+def test_top_level_solution_with_code_is_refused():
+    with pytest.raises(ValueError, match="only assign"):
+        editions.strip_solutions("# BEGIN SOLUTION: x\nfor i in range(3): pass\n# END SOLUTION",
+                                 "cell 9")
+
+
+def test_student_edition_clears_verdicts_and_tagged_cells():
+    nb = nbformat.v4.new_notebook()
+    verdict = nbformat.v4.new_code_cell("nb00.check(answer)", execution_count=3, outputs=[
+        nbformat.v4.new_output("execute_result", data={"text/plain": "✅ right"},
+                               execution_count=3)])
+    tagged = nbformat.v4.new_code_cell("plot(my_fn)", execution_count=4, outputs=[
+        nbformat.v4.new_output("stream", text="figure")])
+    tagged.metadata["tags"] = ["uses-exercise"]
+    plain = nbformat.v4.new_code_cell("print(1)", execution_count=5, outputs=[
+        nbformat.v4.new_output("stream", text="1\n")])
+    nb.cells = [verdict, tagged, plain]
+    student, _ = editions.student_edition(nb)
+    assert student.cells[0].outputs == [] and student.cells[1].outputs == []
+    assert student.cells[2].outputs[0].text == "1\n"  # other outputs stay
 
 
 def test_executor_spots_local_paths():

@@ -137,6 +137,49 @@ def _title(path: Path) -> str:
     return first.lstrip("# ").strip()
 
 
+SLIDE_STARTS = ("slide", "subslide")
+MAX_SLIDE_CODE_LINES = 12  # longer code is hidden on slides (tag "slides-hide-input") or skipped
+MARKER = re.compile(r"^[ \t]*# NBVAL_\w+[ \t]*\n?", flags=re.M)
+
+
+def slide_type(cell) -> str:
+    return cell.get("metadata", {}).get("slideshow", {}).get("slide_type", "-")
+
+
+def speaker_notes_cell(notes: dict):
+    """A reveal.js notes cell (``<aside class="notes">``, shown in the presenter view, key ``s``)
+    from a slide's ``metadata.speaker_notes``: {"minutes": 1.5, "en": "...", "ja": "..."}."""
+    import nbformat
+
+    text = (f"**EN** (about {notes['minutes']:g} min)\n\n{notes['en'].strip()}\n\n"
+            f"**JA**\n\n{notes['ja'].strip()}\n")
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.metadata["slideshow"] = {"slide_type": "notes"}
+    return cell
+
+
+def deck_notebook(path: Path):
+    """The notebook as the deck shows it: speaker notes merged in as reveal.js notes, nbval
+    markers removed from code, exercise solutions left out; the notebook file is not changed."""
+    nb = _without_widget_state(path)
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = MARKER.sub("", cell.source)
+            if "# BEGIN SOLUTION" in cell.source:  # the solution stays out of the talk
+                if slide_type(cell) in SLIDE_STARTS:
+                    cell.metadata.setdefault("tags", []).append("slides-hide-input")
+                    cell.outputs = []
+                else:
+                    cell.metadata.setdefault("slideshow", {})["slide_type"] = "skip"
+        cells.append(cell)
+        notes = cell.metadata.get("speaker_notes")
+        if notes and slide_type(cell) in SLIDE_STARTS:
+            cells.append(speaker_notes_cell(notes))
+    nb.cells = cells
+    return nb
+
+
 def _without_widget_state(path: Path):
     """The notebook without its saved widget state: nbconvert would otherwise load the widget
     renderer from a CDN (unpkg.com). Widgets don't run in a static page anyway; the notebooks
@@ -151,7 +194,7 @@ def _without_widget_state(path: Path):
 # --- Slides ----------------------------------------------------------------------------------
 
 def slides(paths: list[Path], out: Path = BUILD / "slides") -> list[Path]:
-    """One reveal.js deck per notebook, ``out/NN_name.slides.html``."""
+    """One reveal.js deck per notebook, ``out/NN_name.slides.html`` (see :func:`deck_notebook`)."""
     from nbconvert import SlidesExporter
 
     out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +209,7 @@ def slides(paths: list[Path], out: Path = BUILD / "slides") -> list[Path]:
     written = []
     for path in paths:
         body, _ = exporter.from_notebook_node(
-            _without_widget_state(path),
+            deck_notebook(path),
             resources={"metadata": {"name": path.stem, "path": str(path.parent)}})
         body = rewrite_links(body, glossary="../html/glossary.html")
         dest = out / f"{path.stem}.slides.html"

@@ -9,6 +9,6 @@ Each checker runs the learner's function on fresh random inputs, compares it wit
 reference, and recognises the usual mistakes (see :mod:`vitlib.exercises._core`).
 """
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
-__all__ = ["Feedback", "Mistake", "check"]
+__all__ = ["Feedback", "Mistake", "check", "choose", "compare_prediction"]

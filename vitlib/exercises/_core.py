@@ -125,3 +125,64 @@ def check(learner: Callable, reference: Callable, make_case: Callable[[np.random
                                    f"(largest difference {err:.3g}) on random case {i + 1}.")
         return Feedback(False, f"❌ {title}: expected {_describe(want)}, got {_describe(got)}.")
     return Feedback(True, f"✅ {title}: correct on {cases} random cases.")
+
+
+# ---------------------------------------------------------------- questions that are not code
+# Two kinds of exercise that copying a cell above cannot solve:
+# - choose: a multiple-choice question about a measurement or a figure; every wrong choice has
+#   its own explanation (why a learner would pick it, and what the evidence says instead);
+# - compare_prediction: the learner writes a prediction (a number) BEFORE running anything, then
+#   the checker runs the experiment and compares. The learner's variables start as None in the
+#   student edition, which the checkers read as "not answered yet".
+
+
+def _unanswered(title: str, what: str) -> Feedback:
+    return Feedback(False, f"❓ {title}: not answered yet; {what}")
+
+
+def choose(answer, *, options: dict[str, str], correct: str, why: str,
+           title: str = "Question") -> Feedback:
+    """Check a multiple-choice ``answer`` (one letter, e.g. ``"b"``).
+
+    ``options`` maps each letter to the explanation shown when that (wrong) letter is chosen;
+    ``correct`` is the right letter, ``why`` the explanation shown when it is chosen.
+    """
+    letters = sorted(options)
+    if correct not in options:
+        raise ValueError(f"correct={correct!r} is not one of the options {letters}")
+    if answer is None:
+        return _unanswered(title, f"set `answer` to one of {', '.join(map(repr, letters))}.")
+    if not isinstance(answer, str) or answer.strip().lower() not in options:
+        return Feedback(False, f"❌ {title}: the answer must be one of "
+                               f"{', '.join(map(repr, letters))}; got {answer!r}.",
+                        mistake="not_an_option")
+    answer = answer.strip().lower()
+    if answer == correct:
+        return Feedback(True, f"✅ {title}: ({answer}) is right. {why}")
+    return Feedback(False, f"❌ {title}: not ({answer}). {options[answer]}", mistake=answer)
+
+
+def compare_prediction(prediction, measured, *, title: str, unit: str = "",
+                       rtol: float = 0.0, atol: float = 0.0, why: str = "",
+                       mistakes: Sequence[tuple[str, float, str]] = ()) -> Feedback:
+    """Compare a learner's numeric ``prediction`` with the ``measured`` value.
+
+    Right when ``|prediction - measured| <= atol + rtol * |measured|``. ``mistakes`` are
+    (name, value, hint): a known wrong prediction (e.g. the count without biases) and the hint
+    that explains it; ``why`` is shown with the verdict either way.
+    """
+    if prediction is None:
+        return _unanswered(title, "write your prediction first (a number), then run this cell.")
+    if isinstance(prediction, bool) or not isinstance(prediction, (int, float, np.integer,
+                                                                   np.floating)):
+        return Feedback(False, f"❌ {title}: the prediction must be a number; got "
+                               f"{type(prediction).__name__} {prediction!r:.40}.",
+                        mistake="not_a_number")
+    unit = f" {unit}" if unit else ""
+    said = f"you predicted {prediction:,.6g}{unit}; the experiment measured {measured:,.6g}{unit}."
+    if abs(prediction - measured) <= atol + rtol * abs(measured):
+        return Feedback(True, f"✅ {title}: {said} {why}".rstrip())
+    for name, value, hint in mistakes:
+        if abs(prediction - value) <= atol + rtol * abs(value):
+            return Feedback(False, f"❌ {title}: {said} {hint}", mistake=name)
+    return Feedback(False, f"❌ {title}: {said} {why}".rstrip())
