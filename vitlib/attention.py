@@ -170,3 +170,10 @@ class MultiHeadSelfAttention(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "dropout": self.dropout,
                 "use_bias": self.use_bias}
+
+
+def causal_mask(tokens: int):
+    """Booleans (tokens, tokens), True on and below the diagonal: query i may attend to keys
+    0..i only, so that an autoregressive model (Image Transformer, GPT) cannot look ahead."""
+    tokens = _checks.positive_int("tokens", tokens)
+    return ops.tril(ops.ones((tokens, tokens), dtype="bool"))
