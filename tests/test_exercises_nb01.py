@@ -228,3 +228,139 @@ def test_core_check_takes_rtol():
     assert check(lambda n: n + 1, lambda n: n, case, atol=0)  # the default rtol=1e-4 lets it pass
     assert not check(lambda n: n + 1, lambda n: n, case, atol=0, rtol=0)
     assert check(lambda n: n, lambda n: n, case, atol=0, rtol=0)
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 4 (predict-then-run): the patch embedding's parameters for 32x32 RGB images
+# --------------------------------------------------------------------------------------
+
+
+def test_embedding_params_prediction_right_count_passes():
+    """The right count, from an independent Keras Conv2D with kernel = stride = 4."""
+    conv = keras.layers.Conv2D(192, 4, strides=4)
+    conv(np.zeros((1, 32, 32, 3), "float32"))
+    count = int(conv.count_params())
+    assert count == 4 * 4 * 3 * 192 + 192 == nb01.measure_embedding_params()
+    feedback = nb01.check_embedding_params_prediction(count)
+    assert feedback.passed and feedback.message.startswith("✅"), feedback.message
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("wrong, name", [
+    (48 * 192, "no_bias"),
+    (16 * 192 + 192, "no_channels"),
+    (64 * (48 * 192 + 192), "one_matrix_per_patch"),
+    (64 * 48 * 192, "one_matrix_per_patch_no_bias"),
+    (32 * 32 * 3 * 192 + 192, "whole_image"),
+    (48 * 192 + 192 + 192, "with_class_token"),
+])
+def test_embedding_params_prediction_names_each_mistake(wrong, name):
+    feedback = nb01.check_embedding_params_prediction(wrong)
+    assert not feedback.passed and feedback.mistake == name, feedback.message
+    assert "9,408" in feedback.message  # the measured count is shown with the hint
+
+
+@pytest.mark.single_backend
+def test_embedding_params_prediction_unanswered_unknown_and_not_a_number():
+    assert "not answered yet" in nb01.check_embedding_params_prediction(None).message
+    other = nb01.check_embedding_params_prediction(10_000)
+    assert not other.passed and other.mistake is None
+    assert nb01.check_embedding_params_prediction("9408").mistake == "not_a_number"
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 5 (transfer): rectangular patches
+# --------------------------------------------------------------------------------------
+
+
+def patchify_rect_loops(images, ph, pw):
+    b, h, w, c = images.shape
+    out = np.zeros((b, (h // ph) * (w // pw), ph * pw * c), images.dtype)
+    for n in range(b):
+        for gy in range(h // ph):
+            for gx in range(w // pw):
+                values = [images[n, gy * ph + y, gx * pw + x, ch]
+                          for y in range(ph) for x in range(pw) for ch in range(c)]
+                out[n, gy * (w // pw) + gx] = values
+    return out
+
+
+def _rect_column_major(images, ph, pw):
+    b, h, w, _ = images.shape
+    out = patchify_rect_loops(images, ph, pw).reshape(b, h // ph, w // pw, -1)
+    return out.transpose(0, 2, 1, 3).reshape(b, (h // ph) * (w // pw), -1)
+
+
+def _rect_pixels_by_column(images, ph, pw):
+    b, _, _, c = images.shape
+    out = patchify_rect_loops(images, ph, pw).reshape(b, -1, ph, pw, c)
+    return out.transpose(0, 1, 3, 2, 4).reshape(b, -1, ph * pw * c)
+
+
+@pytest.mark.single_backend
+def test_patchify_rect_accepts_a_correct_answer():
+    feedback = nb01.check_patchify_rect(patchify_rect_loops, seed=11)
+    assert feedback.passed, feedback.message
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("wrong, name", [
+    (lambda x, ph, pw: patchify_loops(x, ph), "square_patches"),
+    (lambda x, ph, pw: patchify_rect_loops(x, pw, ph), "swapped_sides"),
+    (_rect_column_major, "column_major_patches"),
+    (_rect_pixels_by_column, "transposed_pixels"),
+    (lambda x, ph, pw: x.reshape(x.shape[0], -1, ph * pw * x.shape[3]), "no_transpose"),
+])
+def test_patchify_rect_names_each_mistake(wrong, name):
+    feedback = nb01.check_patchify_rect(wrong, seed=12)
+    assert not feedback.passed and feedback.mistake == name, feedback.message
+
+
+@pytest.mark.single_backend
+def test_exercise_1_patchify_pasted_unchanged_fails_exercise_5():
+    """The transfer cannot be solved by pasting Exercise 1's function (square patches)."""
+    for seed in range(5):
+        feedback = nb01.check_patchify_rect(lambda x, ph, pw: patchify_loops(x, ph), seed=seed)
+        assert not feedback.passed and feedback.mistake == "square_patches", feedback.message
+
+
+@pytest.mark.single_backend
+def test_patchify_rect_stub_is_not_written_yet():
+    def stub(images, patch_h, patch_w):
+        raise NotImplementedError("Exercise: write it")
+
+    assert "not written yet" in nb01.check_patchify_rect(stub).message
+
+
+# --------------------------------------------------------------------------------------
+# Exercise 6 (interpret): one attention layer vs stacked 3x3 convolutions
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.single_backend
+def test_locality_answer_right_wrong_and_unanswered():
+    assert nb01.check_locality_answer("c").passed
+    assert nb01.check_locality_answer(" C ").passed
+    hints = {"a": "RANDOM", "b": "patch size", "d": "notebook 08"}
+    for letter, words in hints.items():
+        feedback = nb01.check_locality_answer(letter)
+        assert not feedback.passed and feedback.mistake == letter, feedback.message
+        assert words in feedback.message
+    assert "not answered yet" in nb01.check_locality_answer(None).message
+    assert nb01.check_locality_answer("e").mistake == "not_an_option"
+
+
+def test_thirteen_3x3_convolutions_connect_opposite_corners_of_a_14x14_grid():
+    """The fact Exercise 6 rests on, with NumPy: a 3x3 window grows the reach by one patch a
+    layer, so patch 0 first depends on patch 195 (13 rows and 13 columns away) after 13 layers."""
+    reach = np.zeros((14, 14), bool)
+    reach[13, 13] = True  # which grid positions depend on patch 195
+    layers = 0
+    while not reach[0, 0]:
+        padded = np.pad(reach, 1)
+        reach = np.zeros_like(reach)
+        for dy in range(3):
+            for dx in range(3):
+                reach |= padded[dy:dy + 14, dx:dx + 14]
+        layers += 1
+    assert layers == 13

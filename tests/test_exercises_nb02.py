@@ -162,3 +162,95 @@ def test_none_stub_and_errors_are_reported():
     assert "not written yet" in nb02.check_attention(stub).message
     fb = nb02.check_softmax(lambda x, axis=-1: 1 / 0)
     assert not fb.passed and "ZeroDivisionError" in fb.message
+
+
+# ---------------------------------------------------------------- Exercise 3: predict-then-run
+
+def test_sharpen_prediction_passes_near_the_measured_weight():
+    e = np.exp(np.array([0.0, 20.0, 15.0]) - 20.0)  # scores of 10 x [0, 2, 1.5] with one-hot keys
+    green = float(e[1] / e.sum())
+    assert abs(green - nb02.measure_sharpened_weight()) < 1e-12
+    for prediction in (green, 0.99, 1.0, 0.98):
+        fb = nb02.check_sharpen_prediction(prediction)
+        assert fb.passed and "✅" in fb.message, fb.message
+
+
+@pytest.mark.parametrize("prediction, name", [(0.574, "unchanged"), (0.57, "unchanged"),
+                                              (1 / 3, "uniform"), (0.33, "uniform")])
+def test_sharpen_prediction_names_each_mistake(prediction, name):
+    fb = nb02.check_sharpen_prediction(prediction)
+    assert not fb.passed and fb.mistake == name, fb.message
+
+
+def test_sharpen_prediction_unanswered_and_far_off():
+    assert "not answered yet" in nb02.check_sharpen_prediction(None).message
+    fb = nb02.check_sharpen_prediction(0.8)
+    assert not fb.passed and fb.mistake is None and "sqrt(d)" in fb.message
+
+
+# ---------------------------------------------------------------- Exercise 4: transfer
+
+def local_mask_loops(grid_h, grid_w, radius):
+    n = grid_h * grid_w
+    mask = np.zeros((n, n), bool)
+    for i in range(n):
+        for j in range(n):
+            mask[i, j] = (abs(i // grid_w - j // grid_w) <= radius
+                          and abs(i % grid_w - j % grid_w) <= radius)
+    return mask
+
+
+def test_local_mask_solution_passes_as_booleans_and_as_numbers():
+    assert nb02.check_local_mask(local_mask_loops, seed=0).passed
+    fb = nb02.check_local_mask(lambda gh, gw, r: local_mask_loops(gh, gw, r).astype(int), seed=1)
+    assert fb.passed, fb.message
+
+
+def _loops_with(condition):
+    def mask(grid_h, grid_w, radius):
+        n = grid_h * grid_w
+        out = np.zeros((n, n), bool)
+        for i in range(n):
+            for j in range(n):
+                dr, dc = abs(i // grid_w - j // grid_w), abs(i % grid_w - j % grid_w)
+                out[i, j] = condition(dr, dc, radius, i, j)
+        return out
+    return mask
+
+
+LOCAL_MASK_MISTAKES = {
+    "swapped_grid": lambda gh, gw, r: local_mask_loops(gw, gh, r),
+    "sequence_distance": _loops_with(lambda dr, dc, r, i, j: abs(i - j) <= r),
+    "manhattan": _loops_with(lambda dr, dc, r, i, j: dr + dc <= r),
+    "strict": _loops_with(lambda dr, dc, r, i, j: dr < r and dc < r),
+    "self_excluded": _loops_with(lambda dr, dc, r, i, j: dr <= r and dc <= r and i != j),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOCAL_MASK_MISTAKES))
+def test_local_mask_mistakes_get_their_hint(name):
+    for seed in (0, 1, 2):
+        fb = nb02.check_local_mask(LOCAL_MASK_MISTAKES[name], seed=seed)
+        assert not fb.passed and fb.mistake == name, fb.message
+
+
+def test_local_mask_rejects_a_causal_mask_and_reports_stubs():
+    fb = nb02.check_local_mask(lambda gh, gw, r: np.tril(np.ones((gh * gw, gh * gw), bool)))
+    assert not fb.passed and fb.mistake is None
+
+    def stub(grid_h, grid_w, radius):
+        raise NotImplementedError("Exercise: write it")
+
+    assert "not written yet" in nb02.check_local_mask(stub).message
+
+
+# ---------------------------------------------------------------- Exercise 5: interpret
+
+def test_scaling_answer_right_wrong_and_unanswered():
+    assert nb02.check_scaling_answer("b").passed
+    hints = {"a": "order", "c": "Overflow", "d": "postpone"}
+    for letter, words in hints.items():
+        fb = nb02.check_scaling_answer(letter.upper())
+        assert not fb.passed and fb.mistake == letter, fb.message
+        assert words in fb.message
+    assert "not answered yet" in nb02.check_scaling_answer(None).message

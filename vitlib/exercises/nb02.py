@@ -5,15 +5,23 @@
   q (queries, d), k (keys, d), v (keys, d_v), mask (queries, keys) booleans, True = may attend
   -> (queries, d_v): Vaswani et al. 2017, Eq. 1, with blocked scores set to -inf (or a large
   negative number) before the softmax.
+- :func:`check_sharpen_prediction` (predict-then-run): ``prediction``, a number: the weight of
+  "green" in Step 2's soft lookup when the query is multiplied by 10 (measured: 0.993; right
+  within 0.02); the weight before (0.574) and the uniform 1/3 get their own hints.
+- :func:`check_local_mask` (transfer): ``local_mask(grid_h, grid_w, radius)`` -> (N, N)
+  booleans (0/1 accepted), N = grid_h * grid_w patches numbered row by row, True where the key
+  patch is at most ``radius`` rows and ``radius`` columns from the query patch; non-square grids.
+- :func:`check_scaling_answer` (interpret): ``answer``, one letter 'a'-'d', about Step 6's
+  table (why divide by sqrt(d)); right: 'b'.
+
+The prediction and multiple-choice checkers read None as "not answered yet".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
-
-__all__ = ["check_attention", "check_softmax", "reference_attention", "reference_softmax"]
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
 _BLOCKED = -1e9  # a blocked score; exp(-1e9 - max) is exactly 0, as with -inf
 
@@ -203,3 +211,135 @@ def check_attention(attention) -> Feedback:
     cases, each with a mask that blocks some keys of every query."""
     return check(attention, reference_attention, _attention_cases(), _ATTENTION_MISTAKES,
                  title="attention", cases=5, seed=3)
+
+
+# ---------------------------------------------------------------- Exercise 3: predict-then-run
+
+# Step 2's soft lookup: keys "red", "green", "blue" (one-hot), the query [0, 2, 1.5].
+STEP2_KEYS = np.eye(3)
+STEP2_QUERY = np.array([0.0, 2.0, 1.5])
+
+
+def measure_sharpened_weight(factor: float = 10.0) -> float:
+    """The weight of "green" in Step 2's soft lookup when the query is multiplied by ``factor``
+    (the experiment the prediction is compared with)."""
+    return float(reference_softmax(STEP2_KEYS @ (factor * STEP2_QUERY))[1])
+
+
+def check_sharpen_prediction(prediction) -> Feedback:
+    """Compare a predicted weight of "green" for the query 10 x [0, 2, 1.5] (scores [0, 20, 15])
+    with the measured one (0.993), within 0.02."""
+    before, after = measure_sharpened_weight(1.0), measure_sharpened_weight(10.0)
+    mistakes = [
+        ("unchanged", before,
+         f"That is the weight before ({before:.3f}). The softmax does not change when you ADD "
+         "the same number to every score, but it does when you MULTIPLY them: the gap between "
+         "green and blue grows from 0.5 to 5, and e^5 is about 148. (Weights proportional to "
+         "the scores, 20 / 35 = 0.57, would not change either; the softmax exponentiates.)"),
+        ("uniform", 1 / 3,
+         "Larger scores make the weights more peaked, not flatter. Dividing the scores by a "
+         "large number would flatten them towards 1/3 each."),
+    ]
+    why = ("Multiplying the query by 10 multiplies every score by 10: [0, 20, 15]. Green now "
+           "beats blue by 5 instead of 0.5, so it takes almost all the weight: the lookup becomes "
+           "nearly hard. Scores that grow with d do the same, which is why Step 6 divides by "
+           "sqrt(d).")
+    return compare_prediction(prediction, after, title="Exercise 3 (sharper query)",
+                              atol=0.02, why=why, mistakes=mistakes)
+
+
+# ---------------------------------------------------------------- Exercise 4: transfer
+
+def reference_local_mask(grid_h: int, grid_w: int, radius: int):
+    """(N, N) booleans, N = grid_h * grid_w patches numbered row by row: True where the key
+    patch is at most ``radius`` rows AND at most ``radius`` columns from the query patch."""
+    rows, cols = np.divmod(np.arange(grid_h * grid_w), grid_w)
+    return ((np.abs(rows[:, None] - rows[None, :]) <= radius)
+            & (np.abs(cols[:, None] - cols[None, :]) <= radius))
+
+
+def _mask_from_distance(grid_h, grid_w, distance):
+    rows, cols = np.divmod(np.arange(grid_h * grid_w), grid_w)
+    return distance(np.abs(rows[:, None] - rows[None, :]), np.abs(cols[:, None] - cols[None, :]))
+
+
+_LOCAL_MASK_MISTAKES = [
+    Mistake("swapped_grid", lambda gh, gw, r: reference_local_mask(gw, gh, r),
+            "you numbered the patches as if each row had grid_h patches. Patches are numbered "
+            "row by row, and a row has grid_w patches: patch k is at row k // grid_w, column "
+            "k % grid_w."),
+    Mistake("sequence_distance",
+            lambda gh, gw, r: np.abs(np.arange(gh * gw)[:, None] - np.arange(gh * gw)[None, :]) <= r,
+            "you measured the distance along the sequence (|i - j| <= radius). Tokens that are "
+            "neighbours in the IMAGE can be far apart in the sequence: the patch below patch k "
+            "is patch k + grid_w. Convert each token number to (row, column) first."),
+    Mistake("manhattan", lambda gh, gw, r: _mask_from_distance(gh, gw, lambda dr, dc: dr + dc <= r),
+            "your window is a diamond (rows + columns apart <= radius). The window is a square, "
+            "like a convolution's: at most `radius` rows apart AND at most `radius` columns "
+            "apart."),
+    Mistake("strict", lambda gh, gw, r: _mask_from_distance(gh, gw, lambda dr, dc: (dr < r) & (dc < r)),
+            "you used < instead of <=: a radius of 1 must include the 8 neighbours (a 3x3 "
+            "window), and a radius of 0 the patch itself."),
+    Mistake("self_excluded", lambda gh, gw, r: reference_local_mask(gh, gw, r) & ~np.eye(gh * gw, dtype=bool),
+            "you blocked each patch from itself. The window includes its centre: with radius 0 "
+            "each patch sees only itself, and a query with no key at all would have no softmax "
+            "to take."),
+]
+
+
+def _local_mask_cases():
+    """A non-square grid first (rows != columns), radius 1 or 2; then random ones, radius 0-2."""
+    first = iter([(3, 5, 1), (4, 3, 2)])
+
+    def make_case(rng):
+        try:
+            return next(first)
+        except StopIteration:
+            gh, gw = (int(v) for v in rng.choice(np.arange(2, 7), size=2, replace=False))
+            return gh, gw, int(rng.integers(0, 3))
+
+    return make_case
+
+
+def check_local_mask(local_mask, seed: int | None = None) -> Feedback:
+    """Check ``local_mask(grid_h, grid_w, radius)`` -> (N, N) booleans on non-square grids.
+    Booleans or 0/1 numbers are accepted."""
+    def reference(gh, gw, r):  # as numbers: booleans and 0/1 compare equal to them
+        return reference_local_mask(gh, gw, r).astype(float)
+
+    mistakes = [Mistake(m.name, (lambda f: lambda *a: f(*a).astype(float))(m.fn), m.hint)
+                for m in _LOCAL_MASK_MISTAKES]
+    return check(local_mask, reference, _local_mask_cases(), mistakes,
+                 title="Exercise 4 (local_mask)", cases=6, seed=seed, atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------- Exercise 5: interpret
+
+SCALING_OPTIONS = {
+    "a": ("Dividing every score by the same positive number never changes their order, so the "
+          "top key stays the top key: in the table only the max weight and the Jacobian change, "
+          "not which key wins."),
+    "b": "",  # the right answer
+    "c": ("Overflow is a different problem, and the stable softmax already solves it by "
+          "subtracting the maximum (Exercise 1): no nan appears in the table at any d. The table "
+          "shows saturation: the weights go one-hot (max weight 0.96 at d = 1024) and the "
+          "softmax's Jacobian shrinks (0.059 against 0.304)."),
+    "d": ("The scaled column stays flat for every d (score std about 1, max weight about 0.24, "
+          "Jacobian about 0.30): dividing by sqrt(d) removes the effect of d, it does not just "
+          "postpone it. The unscaled column is the one that degrades as d grows."),
+}
+
+
+def check_scaling_answer(answer) -> Feedback:
+    """Step 6's table (16 keys, 500 queries): without scaling, at d = 1024 the score std is about
+    31, the mean max weight 0.96 and the Jacobian norm 0.059 (0.304 scaled). Right answer: (b)."""
+    return choose(answer, options=SCALING_OPTIONS, correct="b", title="Exercise 5 (why sqrt(d))",
+                  why="Without scaling the scores' spread grows like sqrt(d), the softmax saturates "
+                      "(nearly one-hot) and the gradient through it is about 5x smaller at "
+                      "d = 1024 than with scaling: training starts slowly. Dividing by sqrt(d) "
+                      "keeps all three columns the same for every d.")
+
+
+__all__ = ["check_attention", "check_local_mask", "check_scaling_answer", "check_sharpen_prediction",
+           "check_softmax", "measure_sharpened_weight", "reference_attention", "reference_local_mask",
+           "reference_softmax"]
