@@ -143,3 +143,103 @@ def test_none_and_errors_are_reported():
     assert "returned None" in nb03.check_split_heads(lambda x, h: None).message
     assert "raised" in nb03.check_merge_heads(lambda x: x.reshape(7, 7)).message
     assert "wrong shape" in nb03.check_split_heads(lambda x, h: x).message
+
+
+# ---------------------------------------------------------------- predict-then-run (Exercises 4, 5)
+
+def _keras_count(dim, heads, key_dim):
+    layer = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=key_dim)
+    x = np.zeros((1, 2, dim), "float32")
+    layer(x, x)
+    return layer.count_params()
+
+
+def test_fixed_key_dim_prediction_right_and_each_slip():
+    right = _keras_count(64, 8, 16)
+    assert right == mha_param_count(64, 8, 16) == 33_216
+    fb = nb03.check_fixed_key_dim_prediction(right)
+    assert fb.passed and "33,216" in fb.message, fb.message
+    slips = {"heads_split_width": _keras_count(64, 4, 16),
+             "doubled_everything": 2 * _keras_count(64, 4, 16),
+             "no_biases": 4 * 64 * 8 * 16,
+             "eight_times_key_dim_is_d": _keras_count(64, 8, 64)}
+    for name, value in slips.items():
+        fb = nb03.check_fixed_key_dim_prediction(value)
+        assert not fb.passed and fb.mistake == name, (name, fb.message)
+    fb = nb03.check_fixed_key_dim_prediction(33_217)
+    assert not fb.passed and fb.mistake is None
+    assert "not answered yet" in nb03.check_fixed_key_dim_prediction(None).message
+
+
+def test_attention_weights_prediction_right_and_each_slip():
+    tokens = (224 // 16) ** 2 + 1
+    heads = 12
+    fb = nb03.check_attention_weights_prediction(heads * tokens * tokens)
+    assert fb.passed and "465,708" in fb.message, fb.message
+    slips = {"one_head": tokens * tokens,
+             "no_class_token": heads * (tokens - 1) ** 2,
+             "no_self_pairs": heads * tokens * (tokens - 1),
+             "unordered_pairs": heads * tokens * (tokens - 1) // 2,
+             "per_head_dim": heads * tokens * tokens * 64}
+    for name, value in slips.items():
+        fb = nb03.check_attention_weights_prediction(value)
+        assert not fb.passed and fb.mistake == name, (name, fb.message)
+    assert "not answered yet" in nb03.check_attention_weights_prediction(None).message
+    assert nb03.check_attention_weights_prediction("465708").mistake == "not_a_number"
+
+
+# ---------------------------------------------------------------- transfer: split_qkv (Exercise 6)
+
+def split_qkv(x, num_heads):
+    dim = x.shape[-1] // 3
+    return tuple(split_heads(x[..., i * dim:(i + 1) * dim], num_heads) for i in range(3))
+
+
+@pytest.mark.single_backend
+def test_split_qkv_solution_passes_and_matches_keras_layout():
+    fb = nb03.check_split_qkv(split_qkv)
+    assert fb.passed and fb.mistake is None, fb.message
+    # the layout is that of a fused Eq. (5) projection: [z U_q | z U_k | z U_v]
+    rng = np.random.default_rng(1)
+    z, u = rng.normal(size=(2, 5, 8)), [rng.normal(size=(8, 8)) for _ in range(3)]
+    q, k, v = split_qkv(z @ np.concatenate(u, axis=1), 2)
+    for got, ui in zip((q, k, v), u, strict=True):
+        np.testing.assert_allclose(got, split_heads(z @ ui, 2))
+
+
+@pytest.mark.single_backend
+def test_split_heads_pasted_unchanged_fails_split_qkv():
+    fb = nb03.check_split_qkv(split_heads)
+    assert not fb.passed and fb.mistake == "split_heads_unchanged", fb.message
+
+
+def _thirds(y):
+    return y[0], y[1], y[2]
+
+
+QKV_MISTAKES = {
+    "per_head_layout": lambda x, h: _thirds(np.moveaxis(
+        x.reshape(*x.shape[:2], h, 3, -1), 3, 0).transpose(0, 1, 3, 2, 4)),
+    "every_third": lambda x, h: tuple(split_heads(x[..., i::3], h) for i in range(3)),
+    "no_transpose": lambda x, h: tuple(x[..., i * (x.shape[-1] // 3):(i + 1) * (x.shape[-1] // 3)]
+                                       .reshape(*x.shape[:2], h, -1) for i in range(3)),
+    "reshape_only": lambda x, h: _thirds(np.moveaxis(
+        x.reshape(x.shape[0], 3, h, x.shape[1], -1), 1, 0)),
+}
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("name", sorted(QKV_MISTAKES))
+def test_split_qkv_mistakes_get_their_hint(name):
+    fb = nb03.check_split_qkv(QKV_MISTAKES[name])
+    assert not fb.passed and fb.mistake == name, fb.message
+
+
+@pytest.mark.single_backend
+def test_split_qkv_stub_and_stacked_array_are_reported():
+    def stub(x, h):
+        raise NotImplementedError("Exercise")
+
+    assert "not written yet" in nb03.check_split_qkv(stub).message
+    fb = nb03.check_split_qkv(lambda x, h: np.stack(split_qkv(x, h)))
+    assert not fb.passed and fb.mistake is None

@@ -141,3 +141,106 @@ def test_sincos_2d_mistakes_get_their_hint(fn, name):
     assert not fb.passed and fb.mistake == name, fb.message
     hint = next(m.hint for m in nb04.SINCOS_2D_MISTAKES if m.name == name)
     assert hint in fb.message
+
+
+# Exercise 3 (interpret): every letter, and the record it is about.
+def test_shuffle_reading_right_wrong_and_unanswered():
+    fb = nb04.check_shuffle_reading("d")
+    assert fb.passed and fb.mistake is None
+    for letter in "abc":
+        fb = nb04.check_shuffle_reading(letter)
+        assert not fb.passed and fb.mistake == letter
+        assert nb04.SHUFFLE_OPTIONS[letter] in fb.message
+    assert "not answered yet" in nb04.check_shuffle_reading(None).message
+    assert nb04.check_shuffle_reading("e").mistake == "not_an_option"
+
+
+def test_shuffle_reading_numbers_are_the_records():
+    import json
+    from pathlib import Path
+
+    summary = json.loads((Path(__file__).parent.parent / "data" / "ablation.json")
+                         .read_text())["summary"]
+    test = {k: summary[k]["test_accuracy"] for k in ("learned", "sincos", "none")}
+    shuffled = {k: summary[k]["shuffled_test_accuracy"]["mean"] for k in ("learned", "sincos")}
+    said = " ".join(nb04.SHUFFLE_OPTIONS.values())
+    for v in test.values():
+        assert f"{v['mean']:.3f}" in said
+    assert test["learned"]["min"] > test["sincos"]["max"] > test["none"]["max"]  # "every seed"
+    assert f"{shuffled['learned']:.2f}" in nb04.SHUFFLE_WHY
+    assert f"{shuffled['sincos']:.2f}" in nb04.SHUFFLE_WHY
+
+
+# Exercise 4 (predict-then-run): the trained classifier's table, and tables made to order.
+def _classifier_table():
+    from keras import ops
+
+    from vitlib.course_files import CLASSIFIER, course_file
+
+    model = vitlib.load_model(course_file(CLASSIFIER))
+    return ops.convert_to_numpy(model.position_embedding.embedding)  # (1, 50, 96)
+
+
+def test_similar_patch_on_the_shipped_classifier():
+    table = _classifier_table()
+    patches = table[0, 1:] / np.linalg.norm(table[0, 1:], axis=1, keepdims=True)
+    sim = patches @ patches[5 * 7 + 1]
+    sim[5 * 7 + 1] = -np.inf
+    answer = int(np.argmax(sim))
+    assert answer == 40  # (5, 5): the left-right mirror, as the notebook says
+    assert nb04.check_similar_patch_prediction(answer, table).passed
+    assert nb04.check_similar_patch_prediction(answer, table[0, 1:]).passed
+    for k, name in [(36, "itself"), (29, "column_neighbour_above"), (43, "column_neighbour_below"),
+                    (35, "row_neighbour_left"), (37, "row_neighbour_right"),
+                    (8, "up_down_mirror")]:
+        fb = nb04.check_similar_patch_prediction(k, table)
+        assert not fb.passed and fb.mistake == name, (k, fb.message)
+    fb = nb04.check_similar_patch_prediction(3, table)
+    assert not fb.passed and fb.mistake is None
+    assert "not answered yet" in nb04.check_similar_patch_prediction(None, table).message
+
+
+def test_similar_patch_follows_the_table_not_a_fixed_answer():
+    # a table where (5, 1) is most like its column neighbour below, (6, 1) = patch 43
+    table = np.random.default_rng(0).normal(size=(49, 16))
+    table[43] = table[36] + 0.01
+    fb = nb04.check_similar_patch_prediction(43, table)
+    assert fb.passed, fb.message
+    fb = nb04.check_similar_patch_prediction(40, table)
+    assert not fb.passed
+
+
+# Exercise 5 (transfer): position_table for non-square images, built from vitlib.sincos_2d.
+def position_table_good(height, width, patch, dim):
+    grid = vitlib.sincos_2d((height // patch, width // patch), dim)
+    return np.vstack([np.zeros((1, dim)), grid])
+
+
+def test_position_table_solution_passes_and_equals_the_layer():
+    assert nb04.check_position_table(position_table_good)
+    layer = vitlib.PositionEmbedding((4, 7), kind="sincos")
+    layer.build((1, 29, 16))
+    from keras import ops
+
+    np.testing.assert_allclose(ops.convert_to_numpy(layer.embedding)[0],
+                               position_table_good(16, 28, 4, 16), atol=1e-6)
+
+
+def test_position_table_rejects_exercise_1_pasted_unchanged():
+    fb = nb04.check_position_table(lambda h, w, p, d: sincos_2d_good(h // p, w // p, d))
+    assert not fb.passed and fb.mistake == "no_class_token", fb.message
+
+
+@pytest.mark.parametrize("fn, name", [
+    (lambda h, w, p, d: position_table_good(w, h, p, d), "height_width_swapped"),
+    (lambda h, w, p, d: position_table_good(h * p, w * p, p, d), "grid_in_pixels"),
+    (lambda h, w, p, d: np.vstack([vitlib.sincos_2d((1, 1), d),
+                                   vitlib.sincos_2d((h // p, w // p), d)]), "class_token_at_origin"),
+    (lambda h, w, p, d: np.roll(position_table_good(h, w, p, d), -1, axis=0), "class_token_last"),
+    (lambda h, w, p, d: position_table_good(h, h, p, d), "square_grid"),
+])
+def test_position_table_mistakes_get_their_hint(fn, name):
+    fb = nb04.check_position_table(fn)
+    assert not fb.passed and fb.mistake == name, fb.message
+    hint = next(m.hint for m in nb04.POSITION_TABLE_MISTAKES if m.name == name)
+    assert hint in fb.message

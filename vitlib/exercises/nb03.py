@@ -6,16 +6,32 @@
   (batch, tokens, heads * head_dim), the inverse of ``split_heads``.
 - :func:`check_mha_param_count`: ``mha_param_count(dim, heads, key_dim)``: the number of
   weights in ``keras.layers.MultiHeadAttention(heads, key_dim)`` on inputs of width ``dim``.
+- :func:`check_fixed_key_dim_prediction` (predict-then-run): ``prediction``, a number: the
+  parameters of ``keras.layers.MultiHeadAttention(num_heads=8, key_dim=16)`` on width 64 (the
+  layer of Step 4 with 4 heads of 16, after doubling the heads but keeping key_dim). The checker
+  builds the layer and compares with its ``count_params()``, exactly.
+- :func:`check_attention_weights_prediction` (predict-then-run): ``prediction``, a number: how
+  many attention weights one ViT-B/16 attention layer computes for one 224x224 image (12 heads,
+  197 tokens). The checker runs ``vitlib.scaled_dot_product_attention`` on (1, 12, 197, 64)
+  queries and counts the weights it returns, exactly.
+- :func:`check_split_qkv` (transfer): ``split_qkv(x, num_heads)``: the output of ONE fused
+  projection [z U_q | z U_k | z U_v] (Eq. 5), (batch, tokens, 3 * dim) -> the tuple (q, k, v),
+  each (batch, heads, tokens, dim // heads). ``split_heads`` of Step 1, pasted unchanged, is
+  recognised and rejected with its own hint.
+
+A prediction or an answer of None (the student edition's stub) gets "not answered yet".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, compare_prediction
 
-__all__ = ["check_merge_heads", "check_mha_param_count", "check_split_heads",
-           "reference_merge_heads", "reference_mha_param_count", "reference_split_heads"]
+__all__ = ["check_attention_weights_prediction", "check_fixed_key_dim_prediction",
+           "check_merge_heads", "check_mha_param_count", "check_split_heads", "check_split_qkv",
+           "reference_merge_heads", "reference_mha_param_count", "reference_split_heads",
+           "reference_split_qkv"]
 
 
 def reference_split_heads(x, num_heads):
@@ -155,3 +171,161 @@ def check_mha_param_count(mha_param_count) -> Feedback:
     """Check ``mha_param_count(dim, heads, key_dim)`` against the exact count."""
     return check(mha_param_count, reference_mha_param_count, _count_cases(), _COUNT_MISTAKES,
                  title="mha_param_count", cases=5, seed=6, atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------- predict-then-run
+
+def _keras_param_count(dim, heads, key_dim) -> int:
+    """Build keras.layers.MultiHeadAttention(heads, key_dim) on width ``dim``; its count_params()."""
+    import keras
+
+    layer = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=key_dim)
+    x = np.zeros((1, 3, dim), "float32")
+    layer(x, x)
+    return int(layer.count_params())
+
+
+def check_fixed_key_dim_prediction(prediction) -> Feedback:
+    """Predict-then-run: parameters of MultiHeadAttention(num_heads=8, key_dim=16) on D = 64.
+
+    Step 4's layer has 4 heads of key_dim 16 = D / 4 (16,640 parameters). The learner predicts
+    the count after doubling the heads while KEEPING key_dim = 16. Compared exactly with the
+    layer's count_params() (33,216).
+    """
+    measured = _keras_param_count(64, 8, 16)
+    base = _keras_param_count(64, 4, 16)
+    return compare_prediction(
+        prediction, measured, title="Exercise 4 · 8 heads, key_dim kept at 16", unit="parameters",
+        why=("Only heads x key_dim counts: 8 heads of 16 have 128-wide Q, K and V projections, "
+             "twice D = 64, exactly like 2 heads of key_dim = D in Step 4's table (33,216). With "
+             "key_dim = D / heads (8 heads of 8) the count would stay 16,640."),
+        mistakes=[
+            ("heads_split_width", base,
+             "That is the count when key_dim shrinks to D / heads. Here key_dim stays 16, so every "
+             "new head brings its own 64x16 Q, K and V kernels and its own 16x64 slice of the "
+             "output kernel: heads x key_dim grows from 64 to 128."),
+            ("doubled_everything", 2 * base,
+             "Close: the Q, K, V and output kernels and the Q, K, V biases double, but the output "
+             "bias has D = 64 entries whatever the number of heads: 2 x 16,640 - 64."),
+            ("no_biases", 4 * 64 * 8 * 16,
+             "That is the four kernels (4 x 64 x 8 x 16) without the biases: add 8 x 16 for each "
+             "of Q, K and V, and 64 for the output projection."),
+            ("eight_times_key_dim_is_d", _keras_param_count(64, 8, 64),
+             "That is the layer with key_dim = D = 64 (Step 4's trap, 8 heads). The prediction "
+             "keeps key_dim = 16."),
+        ])
+
+
+def check_attention_weights_prediction(prediction) -> Feedback:
+    """Predict-then-run: attention weights of one ViT-B/16 layer for one 224x224 image.
+
+    12 heads, 196 patches + the class token = 197 tokens: 12 x 197 x 197 = 465,708. The checker
+    runs vitlib.scaled_dot_product_attention on (1, 12, 197, 64) random queries (keys = values
+    = queries) and counts the weights it returns.
+    """
+    from keras import ops
+
+    from ..attention import scaled_dot_product_attention
+
+    q = np.random.default_rng(0).normal(size=(1, 12, 197, 64)).astype("float32")
+    _, weights = scaled_dot_product_attention(q, q, q)
+    measured = int(np.prod(ops.shape(weights)))
+    return compare_prediction(
+        prediction, measured, title="Exercise 5 · attention weights of ViT-B/16",
+        unit="weights",
+        why=("Every one of the 197 queries gets a weight for every one of the 197 keys (itself "
+             "included), in each of the 12 heads: 12 x 197 x 197. In float32 that is 1.9 MB per "
+             "image and layer, and it grows as N^2: with 8x8 patches (N = 785) about 16 times "
+             "more."),
+        mistakes=[
+            ("one_head", 197 * 197,
+             "That is ONE head's map. Each of the 12 heads computes its own 197 x 197 map from "
+             "its own queries and keys: multiply by 12."),
+            ("no_class_token", 12 * 196 * 196,
+             "You counted the 196 patches only. The class token is a token too: it queries all "
+             "the patches and they attend to it, so N = 197."),
+            ("no_self_pairs", 12 * 197 * 196,
+             "Each token also attends to itself (the diagonal of the map): 197 keys per query, "
+             "not 196."),
+            ("unordered_pairs", 12 * 197 * 196 // 2,
+             "The map is not symmetric: q_i . k_j and q_j . k_i use different vectors (W_Q != W_K) "
+             "and each row gets its own softmax, so every ordered pair (i, j) has its own weight, "
+             "the diagonal included."),
+            ("per_head_dim", 12 * 197 * 197 * 64,
+             "A weight is one number per (query, key) pair in each head; the head width 64 is "
+             "summed over inside q . k, it does not multiply the number of weights."),
+        ])
+
+
+# ---------------------------------------------------------------- transfer: a fused projection
+
+def reference_split_qkv(x, num_heads):
+    """(batch, tokens, 3 * dim), features [q | k | v], head h owning block h of each ->
+    (q, k, v), each (batch, heads, tokens, dim // heads)."""
+    b, t, d3 = np.shape(x)
+    d = d3 // 3
+    y = np.asarray(x).reshape(b, t, 3, num_heads, d // num_heads).transpose(2, 0, 3, 1, 4)
+    return (y[0], y[1], y[2])
+
+
+def _qkv_cases():
+    """(batch, tokens, heads, head_dim): all different, one with tokens == heads."""
+    plan = iter([(2, 5, 2, 3), (1, 4, 4, 2), (3, 6, 3, 4), (2, 7, 2, 5), (2, 3, 6, 2)])
+
+    def make_case(rng):
+        b, t, h, k = next(plan)
+        return rng.normal(size=(b, t, 3 * h * k)), h
+
+    return make_case
+
+
+def _qkv_per_head(x, h):
+    b, t, d3 = np.shape(x)
+    y = np.asarray(x).reshape(b, t, h, 3, d3 // (3 * h)).transpose(3, 0, 2, 1, 4)
+    return (y[0], y[1], y[2])
+
+
+def _qkv_every_third(x, h):
+    return tuple(reference_split_heads(np.asarray(x)[..., i::3], h) for i in range(3))
+
+
+def _qkv_no_transpose(x, h):
+    b, t, d3 = np.shape(x)
+    y = np.asarray(x).reshape(b, t, 3, h, d3 // (3 * h))
+    return (y[:, :, 0], y[:, :, 1], y[:, :, 2])
+
+
+def _qkv_reshape_only(x, h):
+    b, t, d3 = np.shape(x)
+    y = np.asarray(x).reshape(b, 3, h, t, d3 // (3 * h))
+    return (y[:, 0], y[:, 1], y[:, 2])
+
+
+_QKV_MISTAKES = [
+    Mistake("split_heads_unchanged", lambda x, h: reference_split_heads(x, h),
+            "that is Step 1's split_heads, unchanged: it cuts all 3 * dim features into heads, "
+            "so each 'head' holds a mix of q, k and v, and you return one array instead of three. "
+            "First separate q, k and v (the first dim features are q, the next dim k, the last "
+            "dim v), then split each into heads: reshape to (batch, tokens, 3, heads, head_dim)."),
+    Mistake("per_head_layout", _qkv_per_head,
+            "you read the features head by head (head 0's q, k, v, then head 1's ...), a layout "
+            "some libraries use. Here the fused projection is [z U_q | z U_k | z U_v]: all of q "
+            "first, then all of k, then all of v. Reshape to (batch, tokens, 3, heads, "
+            "head_dim), not (batch, tokens, heads, 3, head_dim)."),
+    Mistake("every_third", _qkv_every_third,
+            "you took every third feature for q (0, 3, 6, ...). q, k and v are contiguous "
+            "blocks of dim features each: x[..., :dim], x[..., dim:2*dim], x[..., 2*dim:]."),
+    Mistake("no_transpose", _qkv_no_transpose,
+            "q, k and v are right but each is (batch, tokens, heads, head_dim). Move the heads "
+            "before the tokens, as in split_heads: (batch, heads, tokens, head_dim)."),
+    Mistake("reshape_only", _qkv_reshape_only,
+            "you reshaped straight to (batch, 3, heads, tokens, head_dim): the shapes are right "
+            "but a reshape keeps memory order, so tokens get mixed up. Reshape to (batch, tokens, "
+            "3, heads, head_dim) first, then transpose."),
+]
+
+
+def check_split_qkv(split_qkv) -> Feedback:
+    """Check ``split_qkv(x, num_heads) -> (q, k, v)`` on random (batch, tokens, 3 * dim) arrays."""
+    return check(split_qkv, reference_split_qkv, _qkv_cases(), _QKV_MISTAKES,
+                 title="Exercise 6 · split_qkv", cases=5, seed=7)
