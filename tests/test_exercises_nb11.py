@@ -76,3 +76,81 @@ def test_the_cases_make_every_rule_matter():
 
     for seed in range(20):
         assert not nb11.check_crop_box(crop_ceil, seed=seed)
+
+
+# --- Exercise 3 (predict-then-run) and Exercise 4 (interpret) -----------------------------------
+@pytest.fixture(scope="module")
+def notebook_model():
+    """The notebook's model: the course's fashion-medium architecture under a 3-class head."""
+    import vitlib
+
+    return vitlib.make_vit("fashion-medium", num_classes=3)
+
+
+def test_stage1_right_prediction_passes(notebook_model):
+    # Written independently: a Dense(5) on the class token's 96 features, kernel + biases.
+    import keras
+
+    head = keras.layers.Dense(5)
+    head.build((None, 96))
+    assert head.count_params() == 485
+    feedback = nb11.check_stage1_prediction(485, notebook_model, num_classes=5)
+    assert feedback and "measured 485" in feedback.message
+
+
+def test_stage1_slips_get_their_hints(notebook_model):
+    total = notebook_model.count_params()  # 3-class head: 96 * 3 + 3 = 291
+    encoder = total - 291
+    slips = {"no_bias": 480, "this_notebooks_head": 291, "whole_model": encoder + 485,
+             "encoder_only": encoder, "with_final_norm": 485 + 2 * 96}
+    for name, value in slips.items():
+        feedback = nb11.check_stage1_prediction(value, notebook_model, num_classes=5)
+        assert not feedback and feedback.mistake == name, (name, feedback.message)
+    assert "not answered yet" in nb11.check_stage1_prediction(None, notebook_model).message
+
+
+def test_stage1_measurement_is_what_fit_in_two_stages_trains(notebook_model):
+    """The checker's count equals the trainable parameters that stage 1 itself reports."""
+    from vitlib import finetune
+
+    model = finetune.with_new_head(notebook_model, num_classes=5)
+    x = np.zeros((4, 28, 28, 1), "float32")
+    seen = {}
+    original = finetune.freeze_encoder
+
+    def spy(m, frozen=True):
+        out = original(m, frozen)
+        if frozen:
+            seen["trainable"] = sum(int(np.prod(w.shape)) for w in m.trainable_weights)
+        return out
+
+    finetune.freeze_encoder = spy
+    try:
+        finetune.fit_in_two_stages(model, x, np.arange(4) % 5, head_epochs=1, full_epochs=0,
+                                   verbose=0)
+    finally:
+        finetune.freeze_encoder = original
+    assert seen["trainable"] == nb11.trainable_in_stage1(notebook_model, 5) == 485
+
+
+def test_textures_reading_right_wrong_and_unanswered():
+    assert nb11.check_textures_reading("c")
+    for letter in "abde":
+        wrong = nb11.check_textures_reading(letter)
+        assert not wrong and wrong.mistake == letter
+        assert nb11.TEXTURES_OPTIONS[letter] in wrong.message
+    assert "not answered yet" in nb11.check_textures_reading(None).message
+
+
+def test_the_numbers_in_the_reading_are_the_records():
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).resolve().parent.parent / "data" /
+                         "textures_finetune.json").read_text())
+    base, tuned = record["baselines"], record["summary"]["pretrained"]
+    text = nb11.TEXTURES_WHY + " ".join(nb11.TEXTURES_OPTIONS.values())
+    for value in (base["statistics"], base["frozen_probe"], base["random_probe"],
+                  base["pixels"], tuned["min"], tuned["max"]):
+        assert f"{value:.2f}" in text, value
+    assert record["summary"]["scratch"]["max"] == pytest.approx(1 / 3, abs=1e-3)  # chance

@@ -3,6 +3,19 @@
 - :func:`check_crop_box`: the largest centred square of a ``width`` x ``height`` image, as the
   box ``(left, top, right, bottom)`` that ``PIL.Image.crop`` takes.
 - :func:`check_validation_counts`: how many images of each class a stratified split holds out.
+- :func:`check_stage1_prediction` (predict-then-run): ``prediction``, a whole number: how many
+  parameters stage 1 of ``finetune.fit_in_two_stages`` trains (the head alone) when the
+  notebook's encoder gets a new head for a folder of ``num_classes`` (5) classes. The checker
+  builds that model (``finetune.with_new_head``), freezes its encoder as stage 1 does
+  (``finetune.freeze_encoder``) and counts the trainable weights, exactly. Recognised slips: the
+  biases forgotten, the notebook's own 3-class head, the whole model, the frozen encoder, the
+  final LayerNorm counted as trainable.
+- :func:`check_textures_reading` (interpret, multiple choice): ``answer``, one of ``"a"``-``"e"``:
+  what Step 5's measurements on the texture folder support (statistics 0.92, frozen probe 0.79,
+  random-encoder probe 0.73, fine-tuned 0.58-0.69, scratch at chance). Each wrong choice gets its
+  own explanation.
+
+A prediction or an answer of None (the student edition's stub) gets "not answered yet".
 
 The references are written again here in plain Python, independently of :mod:`vitlib.folders`.
 """
@@ -11,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
 # --- crop_box ------------------------------------------------------------------------------
 # side = min(width, height); the square starts half the leftover in from the left and the top:
@@ -187,3 +200,85 @@ def _agrees_with_vitlib(counts, fraction) -> bool:  # used by the tests
     _, val = split(labels, fraction)
     return [int(np.sum(labels[val] == k)) for k in range(len(counts))] == _validation_counts(
         counts, fraction)
+
+
+# --- stage 1: what the head alone trains -----------------------------------------------------
+
+
+def trainable_in_stage1(model, num_classes: int) -> int:
+    """Measured: ``model``'s encoder under a new head of ``num_classes`` outputs, frozen as stage 1
+    of ``fit_in_two_stages`` freezes it; the number of trainable weights."""
+    from ..finetune import freeze_encoder, with_new_head
+
+    new = freeze_encoder(with_new_head(model, num_classes=num_classes))
+    return int(sum(int(np.prod(w.shape)) for w in new.trainable_weights))
+
+
+def check_stage1_prediction(prediction, model, num_classes: int = 5) -> Feedback:
+    """Predict-then-run: parameters trained in stage 1 (the new head alone) for a folder of
+    ``num_classes`` classes with ``model``'s encoder (``model``: the notebook's ViT)."""
+    from ..finetune import encoder_layers
+
+    k = int(num_classes)
+    dim = int(model.head.kernel.shape[0])  # what the head reads: the class token's width
+    encoder = sum(layer.count_params() for layer in encoder_layers(model))
+    head = dim * k + k
+    measured = trainable_in_stage1(model, k)
+    return compare_prediction(
+        prediction, measured, title=f"Exercise 3 · stage 1 with {k} classes", unit="parameters",
+        why=(f"Stage 1 trains only the new head: a Dense layer from the class token's {dim} "
+             f"features to {k} classes, {dim} x {k} weights + {k} biases = {head}. The other "
+             f"{encoder:,} parameters (the whole encoder, its final LayerNorm included) are "
+             "frozen until stage 2."),
+        mistakes=[
+            ("no_bias", dim * k,
+             f"You counted the {dim} x {k} kernel but not the head's {k} biases, one per class: "
+             "a Dense layer has both."),
+            ("this_notebooks_head", dim * model.num_classes + model.num_classes,
+             f"That is the head of THIS notebook's {model.num_classes}-class folder. The question "
+             f"is about a folder of {k} classes: the head has one output per class."),
+            ("whole_model", encoder + head,
+             f"That is every parameter of the {k}-class model. In stage 1 the encoder is frozen "
+             "(凍結): its weights do not change, only the new head trains. Everything trains in "
+             "stage 2."),
+            ("encoder_only", encoder,
+             "That is the encoder: exactly the part that stage 1 keeps frozen. Stage 1 trains the "
+             "other part, the new head."),
+            ("with_final_norm", head + 2 * dim,
+             f"You added the final LayerNorm's {2 * dim} parameters (scale and offset). It belongs "
+             "to the pretrained encoder (Eq. 4) and is frozen with it; only the head trains."),
+        ])
+
+
+# --- reading Step 5 ----------------------------------------------------------------------------
+
+TEXTURES_OPTIONS = {
+    "a": ("The record says otherwise. The pretrained encoder's frozen features give a probe of "
+          "0.79, the same encoder with RANDOM weights 0.73: pretraining on clothes adds about "
+          "3 tiles of 48, no more than one split can tell apart. The scratch run stays at chance "
+          "because 50 steps from random weights are too few, not because the ViT needs "
+          "pretraining to see textures."),
+    "b": ("A probe on the ViT's frozen features reads 0.79, far above the raw pixels (0.48) and "
+          "chance (0.33): the features are useful. What the record shows is that a very simple, "
+          "well-chosen baseline did better on this folder, and that our short fine-tuning did "
+          "not use the features as well as a converged probe."),
+    "c": ("right"),
+    "d": ("Not measured: every ViT run here had the same 5 + 5 epochs. The learning curves show "
+          "the model under-fitted, so more steps MIGHT help, but the notebook says plainly that "
+          "whether more steps or LP-FT would pass the probe was not measured. A prediction is "
+          "not a result."),
+    "e": ("0.92 measures recognising THESE three photos: every tile of a class is cut from the "
+          "same photo, and the validation tiles come from other places of the same photos "
+          "(Step 3's leakage). Brightness and contrast identify a photo. Nothing here was "
+          "measured on brick, grass or gravel from other photos."),
+}
+TEXTURES_WHY = ("On 144 training tiles and 48 validation tiles: statistics 0.92 > frozen probe 0.79 "
+                "> fine-tuned 0.58-0.69 (5 seeds) > scratch at chance. On a small folder, fit the "
+                "cheap baselines and a converged linear probe first; fine-tune when it beats them "
+                "on a validation split that does not leak.")
+
+
+def check_textures_reading(answer) -> Feedback:
+    """Interpret: which conclusion does Step 5's record on the texture folder support?"""
+    return choose(answer, options=TEXTURES_OPTIONS, correct="c", why=TEXTURES_WHY,
+                  title="Exercise 4 · reading Step 5")
