@@ -158,3 +158,91 @@ def test_rms_norm_mistakes_get_their_hint(fn, name):
 def test_rms_norm_unknown_answer_gets_a_general_message():
     fb = nb05.check_rms_norm(lambda x, g, eps=1e-6: rms_good(x, g) + 0.1, seed=0)
     assert not fb.passed and fb.mistake is None and "values differ" in fb.message
+
+
+# Predict-then-run: the experiments, measured independently here with vitlib's block.
+def _changed_tokens(zero_attention):
+    rng = np.random.default_rng(5)
+    block = vitlib.EncoderBlock(num_heads=2, mlp_dim=24)
+    block.build((None, 6, 8))
+    if zero_attention:
+        weights = block.attention.get_weights()
+        block.attention.set_weights(weights[:-2] + [np.zeros_like(w) for w in weights[-2:]])
+    x = rng.normal(size=(1, 6, 8)).astype("float32")
+    y = x.copy()
+    y[0, 2] += rng.normal(size=8).astype("float32")  # not a constant: LayerNorm removes that
+    diff = np.abs(keras.ops.convert_to_numpy(block(y) - block(x)))[0].max(-1)
+    return int((diff > 1e-6).sum())
+
+
+def test_zeroed_attention_experiment_and_checker():
+    # An independent block (other sizes, Keras' own initial weights): one token of six changes.
+    assert _changed_tokens(True) == 1 and _changed_tokens(False) == 6
+    assert nb05.measure_changed_tokens(True) == 1 and nb05.measure_changed_tokens(False) == 10
+    assert nb05.check_zeroed_attention_prediction(1).passed
+    assert nb05.check_zeroed_attention_prediction(1.0).passed
+
+
+@pytest.mark.parametrize("prediction, name", [(10, "all_tokens"), (0, "none")])
+def test_zeroed_attention_wrong_predictions_get_their_hint(prediction, name):
+    fb = nb05.check_zeroed_attention_prediction(prediction)
+    assert not fb.passed and fb.mistake == name
+    hint = next(h for n, _, h in nb05.ZEROED_ATTENTION_MISTAKES if n == name)
+    assert hint in fb.message
+
+
+def test_zeroed_attention_unanswered_and_unknown():
+    assert "not answered yet" in nb05.check_zeroed_attention_prediction(None).message
+    fb = nb05.check_zeroed_attention_prediction(5)
+    assert not fb.passed and fb.mistake is None and "measured 1 of 10" in fb.message
+    assert nb05.check_zeroed_attention_prediction("1").mistake == "not_a_number"
+
+
+def test_width_experiment_and_checker():
+    small, large = nb05.measure_width_growth()
+    assert (small, large) == (params_good(32, 128), params_good(64, 256)) == (12_704, 49_984)
+    for right in (4, 3.93, 3.9):
+        assert nb05.check_width_prediction(right).passed
+    assert "12,704" in nb05.check_width_prediction(4).message
+
+
+@pytest.mark.parametrize("prediction, name", [(2, "doubles"), (2.0, "doubles"), (8, "cubes")])
+def test_width_wrong_predictions_get_their_hint(prediction, name):
+    fb = nb05.check_width_prediction(prediction)
+    assert not fb.passed and fb.mistake == name
+    hint = next(h for n, _, h in nb05.WIDTH_MISTAKES if n == name)
+    assert hint in fb.message
+
+
+def test_width_unanswered_and_unknown():
+    assert "not answered yet" in nb05.check_width_prediction(None).message
+    fb = nb05.check_width_prediction(3)
+    assert not fb.passed and fb.mistake is None
+
+
+# Interpret: the letters, and the record the explanations quote.
+def test_ablation_answer_right_wrong_and_unanswered():
+    assert nb05.check_ablation_answer("b").passed
+    assert nb05.check_ablation_answer(" B ").passed
+    for letter in "acd":
+        fb = nb05.check_ablation_answer(letter)
+        assert not fb.passed and fb.mistake == letter
+        assert nb05.ABLATION_OPTIONS[letter] in fb.message
+    assert "not answered yet" in nb05.check_ablation_answer(None).message
+    assert nb05.check_ablation_answer("e").mistake == "not_an_option"
+
+
+def test_ablation_explanations_quote_the_shipped_record():
+    import json
+
+    from vitlib.course_files import course_file
+
+    summary = json.loads(course_file("ablation.json").read_text())["summary"]
+    t = {v: summary[v]["test_accuracy"] for v in ("learned", "no-mlp", "no-attention",
+                                                  "mean-pooling")}
+    text = " ".join(nb05.ABLATION_OPTIONS.values())
+    for v in t:
+        assert f"{t[v]['min']:.3f}-{t[v]['max']:.3f}" in text or v == "learned" and \
+            f"{t[v]['min']:.3f}-{t[v]['max']:.3f}" in nb05.ABLATION_OPTIONS["d"], v
+    assert t["no-mlp"]["max"] < t["learned"]["min"]  # option d: no seed crosses
+    assert t["no-attention"]["min"] < t["mean-pooling"]["max"]  # option c: the ranges overlap

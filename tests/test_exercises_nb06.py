@@ -156,3 +156,112 @@ def test_warmup_cosine_unknown_answers_and_stubs_are_reported():
     assert not fb.passed and "not written yet" in fb.message
     fb = nb06.check_warmup_cosine(lambda s, p, w, t: None, seed=0)
     assert not fb.passed and "returned None" in fb.message
+
+
+# Predict-then-run: optimizer steps with batches of 128.
+def test_steps_experiment_and_checker():
+    assert nb06.measure_steps() == math.ceil(55_000 / 128) * 50 == 21_500
+    # the same counter gives the shipped run's steps (batches of 64)
+    assert nb06.measure_steps(batch_size=64) == 860 * 50
+    assert nb06.check_steps_prediction(21_500).passed
+    assert nb06.check_steps_prediction(21500.0).passed
+
+
+@pytest.mark.parametrize("prediction, name", [
+    (43_000, "batch_64"), (21_450, "floor"), (21_484.375, "exact_division"),
+    (21_484, "exact_division"), (21_485, "exact_division"), (430, "one_epoch"),
+])
+def test_steps_wrong_predictions_get_their_hint(prediction, name):
+    fb = nb06.check_steps_prediction(prediction)
+    assert not fb.passed and fb.mistake == name, fb.message
+    hint = next(h for n, v, h in nb06.STEPS_MISTAKES if n == name and v == prediction)
+    assert hint in fb.message
+
+
+def test_steps_unanswered_and_unknown():
+    assert "not answered yet" in nb06.check_steps_prediction(None).message
+    fb = nb06.check_steps_prediction(20_000)
+    assert not fb.passed and fb.mistake is None and "measured 21,500" in fb.message
+
+
+# Transfer: mean pooling on non-square images, learner-style.
+def count_mean(config, class_token=False, cls_row=False, grid="both"):
+    h, w = config["image_size"]
+    p, d, m = config["patch_size"], config["dim"], config["mlp_dim"]
+    rows = {"both": (h // p) * (w // p), "height": (h // p) ** 2, "width": (w // p) ** 2}[grid]
+    embed = p * p * config["channels"] * d + d + (d if class_token else 0)
+    positions = (rows + (1 if cls_row else 0)) * d
+    block = 2 * 2 * d + 4 * (d * d + d) + (d * m + m) + (m * d + d)
+    return embed + positions + config["depth"] * block + 2 * d + config["num_classes"] * (d + 1)
+
+
+@pytest.mark.parametrize("image_size, overrides", [
+    ((28, 56), {}), ((56, 28), {"channels": 3}), ((32, 48), {"patch_size": 8, "depth": 2}),
+])
+def test_vit_mean_reference_matches_keras(image_size, overrides):
+    config = vitlib.vit_config("fashion-small", image_size=image_size, pooling="mean", **overrides)
+    counted = vitlib.make_vit("fashion-small", image_size=image_size, pooling="mean",
+                              **overrides).count_params()
+    assert nb06._vit_param_count_mean(config) == count_mean(config) == counted
+
+
+def test_vit_mean_solution_passes_and_the_square_class_token_count_fails():
+    assert nb06.check_vit_param_count_mean(count_mean, seed=0).passed
+    # Exercise 1's answer, pasted unchanged, cannot handle (H, W) and is not accepted.
+    fb = nb06.check_vit_param_count_mean(count_good, seed=0)
+    assert not fb.passed and "TypeError" in fb.message
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"class_token": True, "cls_row": True}, "kept_class_token"),
+    ({"class_token": True}, "one_class_token_part"),
+    ({"cls_row": True}, "one_class_token_part"),
+    ({"grid": "height"}, "square_height"),
+    ({"grid": "width"}, "square_width"),
+    ({"grid": "height", "class_token": True, "cls_row": True}, "square_and_class_token"),
+])
+def test_vit_mean_mistakes_get_their_hint(kwargs, name):
+    fb = nb06.check_vit_param_count_mean(lambda cfg: count_mean(cfg, **kwargs), seed=0)
+    assert not fb.passed and fb.mistake == name, fb.message
+    hint = next(m.hint for m in nb06.VIT_MEAN_MISTAKES if m.name == name)
+    assert hint in fb.message
+
+
+def test_vit_mean_unknown_and_stub():
+    fb = nb06.check_vit_param_count_mean(lambda cfg: count_mean(cfg) + 1, seed=0)
+    assert not fb.passed and fb.mistake is None
+
+    def stub(config):
+        raise NotImplementedError("Exercise: ...")
+
+    assert "not written yet" in nb06.check_vit_param_count_mean(stub, seed=0).message
+
+
+# Interpret: accuracy against training time.
+def test_time_curve_answer_right_wrong_and_unanswered():
+    assert nb06.check_time_curve_answer("b").passed
+    for letter in "acd":
+        fb = nb06.check_time_curve_answer(letter)
+        assert not fb.passed and fb.mistake == letter
+        assert nb06.TIME_CURVE_OPTIONS[letter] in fb.message
+    assert "not answered yet" in nb06.check_time_curve_answer(None).message
+    assert nb06.check_time_curve_answer(2).mistake == "not_an_option"
+
+
+def test_time_curve_explanations_quote_the_shipped_record():
+    import json
+
+    from vitlib.course_files import course_file
+
+    curve = json.loads(course_file("accuracy_vs_time.json").read_text())
+    acc = {}
+    for r in curve["results"]:
+        acc.setdefault((r["model"], r["budget_seconds"]), []).append(r["test_accuracy"])
+    for budget in (60.0, 120.0):  # the right answer: every CNN seed above every ViT seed
+        assert min(acc["cnn", budget]) > max(acc["vit", budget])
+    assert np.mean(acc["hybrid", 60.0]) < np.mean(acc["vit", 60.0])  # option c
+    assert min(acc["hybrid", 120.0]) > max(acc["vit", 120.0])  # option d: ahead with every seed
+    text = " ".join(nb06.TIME_CURVE_OPTIONS.values())
+    assert f"{min(acc['hybrid', 60.0]):.3f}-{max(acc['hybrid', 60.0]):.3f}" in text
+    assert f"{curve['models']['hybrid']['parameters']:,}" in text
+    assert not any(r["model"] == "cnn" for r in curve["long_runs"])  # option a: no long CNN run

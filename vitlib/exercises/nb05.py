@@ -4,6 +4,15 @@
   square, then scale (the notebook's exercise: a transfer of Step 1's LayerNorm).
 - :func:`check_layer_norm`: layer normalisation of each token over its features.
 - :func:`check_encoder_block_params`: the parameter count of one encoder block, by formula.
+- :func:`check_zeroed_attention_prediction` (predict-then-run): the learner's number of the 10
+  output tokens that change when one input token changes, in a block whose attention branch is
+  zeroed; the checker builds the block, zeroes its output projection and counts (right: 1). The
+  sizes are those of the notebook's Step 5, so that on JAX no new shape has to be compiled.
+- :func:`check_width_prediction` (predict-then-run): the learner's factor by which one block's
+  parameter count grows when its width D doubles (32 -> 64, M = 4D: the blocks of Steps 5 and 3);
+  the checker builds both blocks and divides their Keras counts (right: about 4, within 3%).
+- :func:`check_ablation_answer` (interpret): a letter, what Step 6's ablation over 3 seeds
+  supports; every wrong letter is explained (right: "b").
 
 The references below are written again here in plain NumPy, independently of :mod:`vitlib`.
 """
@@ -12,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
 # --- layer_norm ----------------------------------------------------------------------------
 # x (batch, tokens, dim), gamma (dim,), beta (dim,) -> (batch, tokens, dim): every token is
@@ -191,3 +200,130 @@ def check_encoder_block_params(fn, cases: int = 5, seed: int | None = None) -> F
     """Check ``fn(dim, mlp_dim) -> int``: the parameters of one encoder block, exactly."""
     return check(fn, _params, _params_case, ENCODER_PARAMS_MISTAKES,
                  title="encoder_block_params", cases=cases, atol=0, rtol=0, seed=seed)
+
+
+# --- predict-then-run: a block with its attention branch at zero ------------------------------
+# A pre-norm block (D = 32, 4 heads, M = 128, batches of 2 x 10 tokens: Step 5's sizes) with random
+# weights; the attention's output projection (output_kernel, output_bias) is set to 0, so Eq. 2
+# gives z' = z. Token 3 of image 0 is changed; the experiment counts image 0's output tokens that
+# change (max |difference| over their features > 1e-6).
+
+TOKENS, CHANGED_TOKEN = 10, 3
+
+
+def measure_changed_tokens(zero_attention: bool = True, seed: int = 0) -> int:
+    """How many of the 10 output tokens of a random encoder block change when token 3 changes."""
+    import keras
+
+    from ..encoder import EncoderBlock
+
+    rng = np.random.default_rng(seed)
+    dim = 32
+    block = EncoderBlock(num_heads=4, mlp_dim=4 * dim)
+    block.build((None, TOKENS, dim))
+    block.set_weights([rng.normal(scale=0.3, size=w.shape).astype("float32")
+                       for w in block.get_weights()])
+    if zero_attention:
+        block.attention.output_kernel.assign(np.zeros(block.attention.output_kernel.shape, "float32"))
+        block.attention.output_bias.assign(np.zeros(block.attention.output_bias.shape, "float32"))
+    x = rng.normal(size=(2, TOKENS, dim)).astype("float32")
+    changed = x.copy()
+    changed[0, CHANGED_TOKEN] += rng.normal(size=dim).astype("float32")
+    diff = np.abs(keras.ops.convert_to_numpy(block(changed) - block(x)))[0].max(axis=-1)
+    return int(np.sum(diff > 1e-6))
+
+
+ZEROED_ATTENTION_MISTAKES = (
+    ("all_tokens", 10,
+     "10 is what the FULL block does. Tokens exchange information only through attention's "
+     "weighted average, and here its branch adds exactly 0, so Eq. 2 gives z' = z. The MLP of "
+     "Eq. 3 then works on each token on its own (Step 2's one-token test): nothing carries token "
+     "3's change to the other tokens."),
+    ("none", 0,
+     "Zeroing a branch removes what that branch adds, not the token. The residual path of Eq. 2 "
+     "still hands z to z' = z + 0, so token 3's change reaches the output, and the MLP branch of "
+     "Eq. 3 adds its own change to that token."),
+)
+
+
+def check_zeroed_attention_prediction(prediction) -> Feedback:
+    """Check the learner's ``prediction`` (a number): of 10 output tokens, how many change when
+    token 3 of the input changes, in a pre-norm block whose attention output projection is 0."""
+    zeroed, full = measure_changed_tokens(True), measure_changed_tokens(False)
+    why = (f"With the attention branch at 0, z' = z: no token receives anything from another, and "
+           f"the MLP changes each token on its own, so only token {CHANGED_TOKEN} moves. The same "
+           f"block with its attention switched on: {full} of {TOKENS} tokens change. Attention is "
+           "the only place where tokens mix.")
+    return compare_prediction(prediction, zeroed, title="Exercise 3 · zeroed attention",
+                              unit=f"of {TOKENS} tokens", why=why,
+                              mistakes=ZEROED_ATTENTION_MISTAKES)
+
+
+# --- predict-then-run: a block twice as wide -------------------------------------------------
+# Step 5's block: D = 32, M = 4D = 128 (12,704 parameters); twice as wide: D = 64, M = 256 (49,984,
+# the blocks of Step 3). The experiment builds both with vitlib.EncoderBlock and divides Keras'
+# counts (about 3.93).
+
+
+def measure_width_growth() -> tuple[int, int]:
+    """Keras' parameter counts of one encoder block at D = 32 and at D = 64 (M = 4D, 4 heads)."""
+    from ..encoder import EncoderBlock
+
+    counts = []
+    for dim in (32, 64):
+        block = EncoderBlock(num_heads=4, mlp_dim=4 * dim)
+        block.build((None, 5, dim))
+        counts.append(int(block.count_params()))
+    return counts[0], counts[1]
+
+
+WIDTH_MISTAKES = (
+    ("doubles", 2.0,
+     "The biases and LayerNorm parameters double (each has D entries), but they are a few percent "
+     "of the block. Almost all parameters sit in matrices with D rows and D (or M = 4D) columns: "
+     "4D^2 in attention and 2DM = 8D^2 in the MLP. Doubling D multiplies each matrix by 2 x 2 = 4."),
+    ("cubes", 8.0,
+     "8 = 2^3 would need weights with three factors of D. A D x D matrix has D^2 entries; doubling "
+     "D (and M with it) multiplies each matrix by 2 x 2 = 4."),
+)
+
+
+def check_width_prediction(prediction) -> Feedback:
+    """Check the learner's ``prediction`` (a number): the factor by which one block's parameter
+    count grows from D = 32 to D = 64 (M = 4D both). Right within 3% of the measured ratio."""
+    small, large = measure_width_growth()
+    why = (f"Keras counts {small:,} parameters at D = 32 and {large:,} at D = 64. The weight "
+           "matrices (12D^2 in all with M = 4D) grow as D^2, only the biases and LayerNorms (9D + M) "
+           "linearly, so a model twice as wide has about four times the parameters per block.")
+    return compare_prediction(prediction, large / small, title="Exercise 4 · twice as wide",
+                              unit="times", rtol=0.03, why=why, mistakes=WIDTH_MISTAKES)
+
+
+# --- interpret: the ablation of Step 6 (data/ablation.json, 3 seeds each) ---------------------
+# full block, class token 0.847 (0.842-0.850); without MLP 0.831 (0.829-0.834);
+# full block, mean of patches 0.838 (0.835-0.841); without attention, mean 0.845 (0.840-0.847).
+
+ABLATION_OPTIONS = {
+    "a": "That generalises one small measurement to all vision Transformers. The record is one task "
+         "(centred, upright 28x28 clothes), a 3-epoch budget and a 139k-parameter model. The ViT "
+         "paper's results come from large images, long training and much more data, where a model "
+         "must relate distant parts of an image; this record cannot speak for that.",
+    "b": "(the right answer)",
+    "c": "0.845 against 0.838 is a difference of 0.007, about the seeds' own spread: their ranges "
+         "overlap (0.840-0.847 without attention, 0.835-0.841 for the full block read out the same "
+         "way). The checked line claims only 'not lower'. 'Better' would need more seeds and a "
+         "difference larger than the spread.",
+    "d": "Read the seeds, not only the means: every seed without the MLP (0.829-0.834) lies below "
+         "every seed of the full block (0.842-0.850), the checked line of Step 6. A gap of 1.6 "
+         "points that no seed crosses is not the noise of three seeds.",
+}
+
+
+def check_ablation_answer(answer) -> Feedback:
+    """Check the letter ``answer`` ("a"-"d") to Exercise 5: what Step 6's ablation supports."""
+    return choose(answer, options=ABLATION_OPTIONS, correct="b", title="Exercise 5 · the ablation",
+                  why="Without attention, nothing measurable was lost on this task and budget "
+                      "(0.845 against 0.838, read out the same way); without the MLP 1.6 points "
+                      "were lost with every seed. That is all three seeds can say: the MLP carries "
+                      "real weight even here, and this small task cannot measure what attention "
+                      "adds.")

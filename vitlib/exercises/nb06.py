@@ -5,6 +5,15 @@
   head).
 - :func:`check_warmup_cosine`: the learning rate at a step of a linear warm-up followed by a cosine
   decay to 0 (the course's schedule).
+- :func:`check_steps_prediction` (predict-then-run): the learner's number of optimizer steps of
+  the shipped run (55,000 images, 50 epochs) had it used batches of 128; the checker counts the
+  batches of a real ``vitlib.train.AugmentedBatches`` (right: 430 x 50 = 21,500).
+- :func:`check_vit_param_count_mean` (transfer): ``fn(config) -> int``, the parameters of a ViT
+  with mean pooling (no class token) on non-square images, ``image_size = (H, W)``; checked on
+  random configurations against a formula written for that shape (the first case is
+  fashion-small on 28x56 images: 142,026).
+- :func:`check_time_curve_answer` (interpret): a letter, what Step 5's accuracy-against-time
+  figure supports; every wrong letter is explained (right: "b").
 
 The references below are written again here in plain Python, independently of :mod:`vitlib`.
 """
@@ -15,7 +24,7 @@ import math
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
 # --- vit_param_count -----------------------------------------------------------------------
 # config: a dict like vitlib.vit_config("fashion-small"), with image_size (int), patch_size P,
@@ -194,3 +203,165 @@ def check_warmup_cosine(fn, cases: int = 5, seed: int | None = None) -> Feedback
     """Check ``fn(step: int, peak, warmup, total) -> float`` at every step 0 .. total."""
     return check(_curve(fn), _curve(_warmup_cosine), _schedule_case, WARMUP_COSINE_MISTAKES,
                  title="warmup_cosine", cases=cases, atol=1e-9, rtol=1e-5, seed=seed)
+
+
+# --- predict-then-run: optimizer steps with a larger batch ---------------------------------
+# The shipped run: 55,000 training images, batches of 64, 50 epochs: ceil(55,000 / 64) = 860 steps
+# an epoch, 43,000 in all. With batches of 128: ceil(55,000 / 128) = 430 an epoch (the last batch
+# holds 88 images), 21,500 in all; the 1-epoch warm-up lasts 430 steps.
+
+SHIPPED_IMAGES, SHIPPED_EPOCHS, LARGER_BATCH = 55_000, 50, 128
+
+
+def measure_steps(images: int = SHIPPED_IMAGES, batch_size: int = LARGER_BATCH,
+                  epochs: int = SHIPPED_EPOCHS) -> int:
+    """Optimizer steps of a run: the batches a real AugmentedBatches delivers, times the epochs."""
+    from ..train import AugmentedBatches
+
+    x = np.zeros((images, 1, 1, 1), np.float32)  # tiny stand-in images: only the count matters
+    batches = AugmentedBatches(x, np.zeros(images, np.int64), batch_size, max_shift=0, flip=False)
+    return len(batches) * epochs
+
+
+STEPS_MISTAKES = (
+    ("batch_64", 43_000,
+     "That is the shipped run itself, with batches of 64 (860 steps an epoch, in the title of the "
+     "schedule's figure). With 128 images a step, an epoch takes half as many steps."),
+    ("floor", 21_450,
+     "You rounded 55,000 / 128 = 429.7 down. The last 88 images of each epoch still form a "
+     "(smaller) batch, and Keras takes a step on it: ceil(55,000 / 128) = 430 steps an epoch."),
+    ("exact_division", 21_484.375,
+     "55,000 x 50 / 128 counts images, not steps: a step takes a whole batch, and each epoch ends "
+     "with a smaller one. Count steps per epoch first, ceil(55,000 / 128) = 430, then multiply."),
+    ("exact_division", 21_484,
+     "55,000 x 50 / 128 counts images, not steps: a step takes a whole batch, and each epoch ends "
+     "with a smaller one. Count steps per epoch first, ceil(55,000 / 128) = 430, then multiply."),
+    ("exact_division", 21_485,
+     "55,000 x 50 / 128 counts images, not steps: a step takes a whole batch, and each epoch ends "
+     "with a smaller one. Count steps per epoch first, ceil(55,000 / 128) = 430, then multiply."),
+    ("one_epoch", 430,
+     "That is one epoch (and the length of the 1-epoch warm-up); the run has 50 epochs."),
+)
+
+
+def check_steps_prediction(prediction) -> Feedback:
+    """Check the learner's ``prediction`` (a number): the optimizer steps of 50 epochs on 55,000
+    images with batches of 128, exactly."""
+    measured = measure_steps()
+    per_epoch = measured // SHIPPED_EPOCHS
+    why = (f"{per_epoch} batches an epoch (the last one smaller), {SHIPPED_EPOCHS} epochs. Twice "
+           "the batch, half the steps: each weight is updated half as often for the same images, "
+           f"and the 1-epoch warm-up now lasts {per_epoch} steps. So a larger batch usually comes with a "
+           "retuned learning rate (Step 5's recipe choice compared 128 at a peak of 0.002 with "
+           "the course's 64 at 0.001).")
+    return compare_prediction(prediction, measured, title="Exercise 3 · steps with batches of 128",
+                              unit="steps", why=why, mistakes=STEPS_MISTAKES)
+
+
+# --- transfer: the parameter count with mean pooling on non-square images ---------------------
+# config as for vit_param_count, but image_size = (H, W), H != W, and pooling = "mean": no class
+# token, so no x_class and E_pos has N = (H / P) * (W / P) rows (not N + 1).
+
+
+def _mean_parts(config, class_token=0, position_rows=0, grid="both"):
+    p, c, k = config["patch_size"], config["channels"], config["num_classes"]
+    d, depth, m = config["dim"], config["depth"], config["mlp_dim"]
+    h, w = config["image_size"]
+    n = {"both": (h // p) * (w // p), "height": (h // p) ** 2, "width": (w // p) ** 2}[grid]
+    block = 4 * d + 4 * (d * d + d) + 2 * d * m + m + d
+    return ((p * p * c * d + d) + class_token * d + (n + position_rows) * d + depth * block
+            + 2 * d + (d * k + k))
+
+
+def _vit_param_count_mean(config):
+    return _mean_parts(config)
+
+
+VIT_MEAN_MISTAKES = (
+    Mistake("kept_class_token", lambda cfg: _mean_parts(cfg, class_token=1, position_rows=1),
+            "your count is 2 x dim too high: with mean pooling there is no class token, so no "
+            "x_class (dim numbers) and no extra row of E_pos (it has N rows, one per patch, not "
+            "N + 1). The head reads the mean of the N patch tokens instead."),
+    Mistake("one_class_token_part", lambda cfg: _mean_parts(cfg, class_token=1),
+            "your count is dim too high: you removed one of the class token's two parts but not "
+            "the other. Without a class token there is no x_class (dim) AND E_pos has N rows, not "
+            "N + 1."),
+    Mistake("square_height", lambda cfg: _mean_parts(cfg, grid="height"),
+            "you counted (H / P)^2 patches, as for a square image. The grid is (H / P) x (W / P): "
+            "N = (H // P) * (W // P), and only E_pos (N rows of dim) depends on it."),
+    Mistake("square_width", lambda cfg: _mean_parts(cfg, grid="width"),
+            "you counted (W / P)^2 patches, as for a square image. The grid is (H / P) x (W / P): "
+            "N = (H // P) * (W // P), and only E_pos (N rows of dim) depends on it."),
+    Mistake("square_and_class_token",
+            lambda cfg: _mean_parts(cfg, class_token=1, position_rows=1, grid="height"),
+            "two things from the square, class-token ViT are left: the grid is (H / P) x (W / P), "
+            "not (H / P)^2, and mean pooling has no class token (no x_class, and E_pos has N "
+            "rows, not N + 1)."),
+)
+
+
+def _vit_mean_case(rng):
+    patch = int(rng.choice([2, 4, 7, 8, 16]))
+    gh, gw = (int(v) for v in rng.choice(np.arange(2, 15), size=2, replace=False))
+    dim = int(rng.integers(2, 25)) * 8
+    return ({
+        "image_size": (patch * gh, patch * gw), "patch_size": patch,
+        "channels": int(rng.choice([1, 3])), "num_classes": int(rng.integers(2, 1001)),
+        "dim": dim, "depth": int(rng.integers(2, 13)), "num_heads": 4,
+        "mlp_dim": dim * int(rng.choice([2, 4])), "pooling": "mean",
+    },)
+
+
+def _vit_mean_cases():
+    """fashion-small with mean pooling on 28x56 images first, then random configurations."""
+    state = {"first": True}
+
+    def make_case(rng):
+        if state.pop("first", False):
+            return ({"image_size": (28, 56), "patch_size": 4, "channels": 1, "num_classes": 10,
+                     "dim": 64, "depth": 4, "num_heads": 4, "mlp_dim": 128, "pooling": "mean"},)
+        return _vit_mean_case(rng)
+
+    return make_case
+
+
+def check_vit_param_count_mean(fn, cases: int = 6, seed: int | None = None) -> Feedback:
+    """Check ``fn(config: dict) -> int`` for a mean-pooling ViT on (H, W) images, exactly.
+
+    The first case is fashion-small on 28x56 images (142,026 parameters), then random ones."""
+    return check(fn, _vit_param_count_mean, _vit_mean_cases(), VIT_MEAN_MISTAKES,
+                 title="vit_param_count_mean", cases=cases, atol=0, rtol=0, seed=seed)
+
+
+# --- interpret: accuracy against training time (data/accuracy_vs_time.json) -------------------
+# Test accuracy, 3 seeds: at 60 s pure ViT 0.798-0.809 (mean 0.803), hybrid 0.778-0.804 (0.790),
+# CNN 0.842-0.844 (0.843); at 120 s ViT 0.829-0.834 (0.830), hybrid 0.837-0.849 (0.843), CNN
+# 0.865-0.871 (0.868). Single long runs: pure ViT 0.9225 (fashion-medium, 97 min), 0.917
+# (fashion-small, 60 min); hybrid 0.904 (18 min). No long CNN run. Parameters: ViT 139,018,
+# hybrid 161,194, CNN 139,903.
+
+TIME_CURVE_OPTIONS = {
+    "a": "The CNN leads at 60 and at 120 seconds with every seed, but no long CNN run is shipped: "
+         "the figure does not say where the CNN ends after an hour, when the pure ViT reaches "
+         "0.917-0.9225. 'Learns faster at first' is shown; 'is the better model' is not (notebook "
+         "08 compares the two further).",
+    "b": "(the right answer)",
+    "c": "At 60 seconds the hybrid (mean 0.790, seeds 0.778-0.804) is not above the pure ViT (mean "
+         "0.803, seeds 0.798-0.809); it leads only at 120 seconds. 'At every budget' is not what "
+         "the figure shows.",
+    "d": "At 120 seconds the hybrid is ahead with every seed, but it also has 16% more parameters "
+         "(161,194 against 139,018) and slower steps: the comparison mixes the stem with the "
+         "model's size, at one budget and three seeds. That the stem alone helps is not shown.",
+}
+
+
+def check_time_curve_answer(answer) -> Feedback:
+    """Check the letter ``answer`` ("a"-"d") to Exercise 5: what the accuracy-against-time
+    figure of Step 5 supports."""
+    return choose(answer, options=TIME_CURVE_OPTIONS, correct="b",
+                  title="Exercise 5 · accuracy against time",
+                  why="Every CNN seed is above every pure-ViT seed at both budgets (0.842-0.844 "
+                      "against 0.798-0.809 at 60 s, 0.865-0.871 against 0.829-0.834 at 120 s), and "
+                      "the course's 0.92 is reached by a pure ViT only in the single long run of "
+                      "the wider fashion-medium (0.9225 after 97 minutes). A ViT needs many steps; "
+                      "how the two compare after as long is not in this figure.")
