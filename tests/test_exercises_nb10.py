@@ -191,3 +191,98 @@ def test_none_stub_errors_and_other_wrong_answers_are_reported():
     assert not fb.passed and "wrong shape" in fb.message
     fb = nb10.check_mean_iou(lambda *a: iou_variant()(*a) + 0.01, seed=0)
     assert not fb.passed and fb.mistake is None and "values differ" in fb.message
+
+
+# --- how many matchings: a prediction checked by counting ------------------------------------------
+
+def test_matchings_prediction():
+    right = 100 * 99 * 98
+    fb = nb10.check_matchings_prediction(right)
+    assert fb.passed and "970,200" in fb.message, fb.message
+    for prediction, name in [(161_700, "combinations"), (1_000_000, "shared_queries"),
+                             (300, "cost_entries"), (6, "objects_factorial")]:
+        fb = nb10.check_matchings_prediction(prediction)
+        assert not fb.passed and fb.mistake == name, fb.message
+    assert "not answered yet" in nb10.check_matchings_prediction(None).message
+    other = nb10.check_matchings_prediction(5)
+    assert not other.passed and other.mistake is None and "Hungarian" in other.message
+    assert nb10.check_matchings_prediction(4 * 3, queries=4, objects=2).passed  # Step 2's case
+
+
+# --- box IoU: learner-style answers, one pair at a time ---------------------------------------------
+
+def box_iou_variant(clip=True, union="union", half=True, corners_given=False, transpose=False):
+    def fn(a, b):
+        out = np.zeros((len(a), len(b)))
+        for i, p in enumerate(a):
+            for j, q in enumerate(b):
+                if corners_given:
+                    (px0, py0, px1, py1), (qx0, qy0, qx1, qy1) = p, q
+                    px0, px1 = sorted((px0, px1))
+                    py0, py1 = sorted((py0, py1))
+                    qx0, qx1 = sorted((qx0, qx1))
+                    qy0, qy1 = sorted((qy0, qy1))
+                else:
+                    s = 0.5 if half else 1.0
+                    px0, px1, py0, py1 = p[0] - s * p[2], p[0] + s * p[2], p[1] - s * p[3], p[1] + s * p[3]
+                    qx0, qx1, qy0, qy1 = q[0] - s * q[2], q[0] + s * q[2], q[1] - s * q[3], q[1] + s * q[3]
+                w = min(px1, qx1) - max(px0, qx0)
+                h = min(py1, qy1) - max(py0, qy0)
+                if clip:
+                    w, h = max(w, 0.0), max(h, 0.0)
+                inter = w * h
+                area_p, area_q = (px1 - px0) * (py1 - py0), (qx1 - qx0) * (qy1 - qy0)
+                out[i, j] = inter / {"union": area_p + area_q - inter, "sum": area_p + area_q,
+                                     "first": area_p}[union]
+        return out.T if transpose else out
+    return fn
+
+
+def test_box_iou_solution_passes_and_known_values():
+    fb = nb10.check_box_iou(box_iou_variant(), seed=0)
+    assert fb.passed and fb.message.startswith("✅"), fb.message
+    a = np.array([[0.5, 0.5, 0.2, 0.2]])
+    b = np.array([[0.5, 0.5, 0.2, 0.2], [0.6, 0.5, 0.2, 0.2], [0.9, 0.9, 0.1, 0.1]])
+    np.testing.assert_allclose(nb10._ref_box_iou(a, b), [[1.0, 0.02 / 0.06, 0.0]])
+
+
+@pytest.mark.parametrize("fn, name", [
+    (box_iou_variant(clip=False), "no_clip"),
+    (box_iou_variant(union="sum"), "union_as_sum"),
+    (box_iou_variant(union="first"), "over_first_area"),
+    (box_iou_variant(half=False), "full_widths"),
+    (box_iou_variant(corners_given=True), "read_as_corners"),
+    (box_iou_variant(transpose=True), "transposed"),
+])
+def test_box_iou_mistakes_get_their_hint(fn, name):
+    for seed in range(3):
+        fb = nb10.check_box_iou(fn, seed=seed)
+        assert not fb.passed and fb.mistake == name, fb.message
+    assert hint(nb10.BOX_IOU_MISTAKES, name) in fb.message
+
+
+def test_the_mask_iou_function_does_not_pass():
+    """Exercise 2's mean IoU (for label masks) pasted unchanged fails on boxes."""
+    fb = nb10.check_box_iou(lambda a, b: segment.mean_iou(a, b, 2), seed=0)
+    assert not fb.passed
+
+
+# --- interpret: the segmentation probes -------------------------------------------------------------
+
+def test_probe_question():
+    assert nb10.check_probe_answer("b").passed
+    for letter in "acd":
+        fb = nb10.check_probe_answer(letter)
+        assert not fb.passed and fb.mistake == letter
+        assert nb10.PROBE_OPTIONS[letter] in fb.message and len(nb10.PROBE_OPTIONS[letter]) > 80
+    assert "not answered yet" in nb10.check_probe_answer(None).message
+
+
+def test_probe_explanations_quote_the_records():
+    import json
+
+    from vitlib.course_files import course_file
+    text = " ".join(nb10.PROBE_OPTIONS.values()) + nb10.PROBE_WHY
+    for file in ("vit_fashion_segment.json", "vit_fashion_segment_scratch.json"):
+        miou = json.loads(course_file(file).read_text())["test"]["mean_iou"]
+        assert f"{miou:.2f}" in text, file

@@ -4,6 +4,16 @@
   ``query/bias`` arrays (the ``.npz`` layout of Google's ViT checkpoints).
 - :func:`check_masked_mse`: the masked autoencoder's loss, the mean squared error over the
   MASKED patches only.
+- :func:`check_visible_tokens` (predict-then-run): ``prediction``, a whole number: the tokens the
+  MAE's encoder processes per image at mask ratio 0.9 (class token included); the checker runs
+  ``mae.encode`` on one image and counts them.
+- :func:`check_resize_positions` (transfer): ``fn(table, old_grid, new_grid)``, a position
+  embedding (1, 1 + rows*cols, D) for a NON-square grid resized bilinearly to (R, C), the class
+  token's row kept first -> (1, 1 + R*C, D).
+- :func:`check_digits_answer` (interpret): a letter, what pretraining bought on the digits
+  (5 seeds, Step 3); each wrong letter gets its own explanation.
+- :func:`check_mae_answer` (interpret): a letter, what the MAE's masked error against the
+  guesses that need no learning says (Step 4).
 
 The references below are written again here in plain NumPy, independently of :mod:`vitlib`.
 """
@@ -12,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
 # --- query_heads ------------------------------------------------------------------------------
 # x: (tokens, D); kernel: (D, H, Dh); bias: (H, Dh) -> q: (tokens, H, Dh),
@@ -118,3 +128,205 @@ def check_masked_mse(fn, cases: int = 5, seed: int | None = None) -> Feedback:
     mask (patches,) with 1 = masked."""
     return check(fn, _masked_mse, _mse_case, MASKED_MSE_MISTAKES, title="masked_mse",
                  cases=cases, seed=seed)
+
+
+# --- visible tokens (predict-then-run) ---------------------------------------------------------
+# The learner predicts how many tokens the MAE's encoder processes per image at mask_ratio 0.9;
+# the checker runs the encoder and counts them.
+
+PREDICT_MASK_RATIO = 0.9
+
+
+def check_visible_tokens(prediction, mae, images, mask_ratio: float = PREDICT_MASK_RATIO) -> Feedback:
+    """Run ``mae.encode(images[:1], mask_ratio)`` and compare its number of tokens (class token
+    included) with ``prediction`` (a whole number)."""
+    tokens, mask, _ = mae.encode(images[:1], mask_ratio=mask_ratio, seed=0)
+    measured, patches = int(tokens.shape[1]), int(mask.shape[1])
+    visible = measured - 1  # the class token is not a patch
+    hidden = patches - visible
+    exact = patches * (1 - mask_ratio)
+    why = (f"{patches} patches x (1 - {mask_ratio:g}) = {exact:.1f}, rounded DOWN as in MAE's code: "
+           f"{visible} visible patches, plus the class token = {measured} tokens. The encoder's "
+           f"attention then works on {measured} tokens instead of {patches + 1}: about "
+           f"{(measured / (patches + 1)) ** 2:.0%} of the pairs, which is why MAE pretraining is cheap.")
+    mistakes = [
+        ("no_class_token", visible,
+         f"That is the number of visible PATCHES. The encoder also gets the class token: "
+         f"{visible} + 1 = {measured} tokens."),
+        ("rounded_up", int(np.ceil(exact)) + 1,
+         f"There are no {exact:.1f} patches; MAE's code rounds DOWN, int({exact:.1f}) = "
+         f"{visible} (`vitlib.mae.num_visible`), plus the class token."),
+        ("hidden", hidden,
+         f"That is the number of HIDDEN patches. The encoder never sees them: it gets the "
+         f"{visible} visible ones (plus the class token); only the decoder gets mask tokens in their place."),
+        ("hidden_plus_class", hidden + 1,
+         f"You counted the {hidden} HIDDEN patches plus the class token. The encoder gets the "
+         f"{visible} VISIBLE ones (plus the class token)."),
+        ("all_patches", patches + 1,
+         "That is every patch plus the class token, as in a classifier. In MAE the hidden patches "
+         "are removed BEFORE the encoder (Step 4), which is what makes pretraining cheap."),
+    ]
+    mistakes = [m for m in mistakes if m[1] != measured]
+    return compare_prediction(prediction, measured, title="visible tokens", unit="tokens",
+                              why=why, mistakes=mistakes)
+
+
+# --- resize_positions (transfer: a non-square grid) --------------------------------------------
+# table (1, 1 + rows * cols, D): the class token's row, then the grid row by row; old_grid
+# (rows, cols), new_grid (new_rows, new_cols) -> (1, 1 + new_rows * new_cols, D): the class row
+# unchanged, the grid resized bilinearly with half-pixel centres (ops.image.resize, TF/JAX).
+
+
+def _axis_weights(n_in, n_out, align_corners=False):
+    """(n_out, n_in) linear-interpolation weights along one axis."""
+    out = np.arange(n_out)
+    if align_corners:
+        src = out * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
+    else:
+        src = (out + 0.5) * (n_in / n_out) - 0.5
+    src = np.clip(src, 0, n_in - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    w = np.zeros((n_out, n_in))
+    np.add.at(w, (out, lo), 1 - frac)
+    np.add.at(w, (out, hi), frac)
+    return w
+
+
+def _nearest_weights(n_in, n_out):
+    src = np.minimum(np.floor((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(int), n_in - 1)
+    w = np.zeros((n_out, n_in))
+    w[np.arange(n_out), src] = 1.0
+    return w
+
+
+def _resize_grid(grid, new_grid, weights=_axis_weights):
+    rows, cols = new_grid
+    return np.einsum("ri,cj,ijd->rcd", weights(grid.shape[0], rows), weights(grid.shape[1], cols),
+                     grid)
+
+
+def _resize(table, old_grid, new_grid, weights=_axis_weights, swap_old=False, swap_new=False,
+            class_row="first"):
+    table = np.asarray(table, dtype=np.float64)
+    rows, cols = old_grid
+    new_rows, new_cols = new_grid
+    d = table.shape[-1]
+    if swap_old:  # read the grid as (cols, rows) and resize it as such
+        grid = table[0, 1:].reshape(cols, rows, d)
+        resized = _resize_grid(grid, (new_cols, new_rows), weights)
+    else:
+        grid = table[0, 1:].reshape(rows, cols, d)
+        resized = _resize_grid(grid, (new_cols, new_rows) if swap_new else (new_rows, new_cols),
+                               weights)
+    resized = resized.reshape(1, -1, d)
+    cls = table[:, :1]
+    if class_row == "none":
+        return resized
+    if class_row == "last":
+        return np.concatenate([resized, cls], axis=1)
+    return np.concatenate([cls, resized], axis=1)
+
+
+def _ref_resize(table, old_grid, new_grid):
+    return _resize(table, old_grid, new_grid)
+
+
+RESIZE_MISTAKES = (
+    Mistake("no_class_token", lambda t, o, n: _resize(t, o, n, class_row="none"),
+            "the grid is right, but the class token's row is gone: keep `table[:, :1]` unchanged "
+            "and put it back in FRONT of the resized grid (it has no place on the grid)."),
+    Mistake("class_token_last", lambda t, o, n: _resize(t, o, n, class_row="last"),
+            "the class token's row is at the end: it comes FIRST, as in the original table."),
+    Mistake("rows_cols_swapped", lambda t, o, n: _resize(t, o, n, swap_old=True),
+            "you read the grid as (cols, rows). The table lists the patches row by row (notebook "
+            "01), so reshape the grid part to (1, rows, cols, D), rows first."),
+    Mistake("new_grid_swapped", lambda t, o, n: _resize(t, o, n, swap_new=True),
+            "you resized to (new_cols, new_rows): `ops.image.resize` takes (height, width), that "
+            "is (new_rows, new_cols). Image libraries that take (width, height) make this slip easy."),
+    Mistake("nearest", lambda t, o, n: _resize(t, o, n, weights=_nearest_weights),
+            "you copied the nearest old position. The ViT paper interpolates (bilinear): "
+            "interpolation=\"bilinear\"."),
+    Mistake("align_corners", lambda t, o, n: _resize(
+        t, o, n, weights=lambda a, b: _axis_weights(a, b, align_corners=True)),
+            "your interpolation puts the grids' corner positions on each other (align_corners, "
+            "e.g. scipy.ndimage.zoom). Use keras.ops.image.resize(..., interpolation=\"bilinear\"), "
+            "which samples at the centres of the new cells, as ViT's code does."),
+)
+
+
+def _resize_case(rng):
+    while True:
+        rows, cols = int(rng.integers(2, 7)), int(rng.integers(2, 7))
+        new_rows, new_cols = int(rng.integers(2, 11)), int(rng.integers(2, 11))
+        if rows != cols and new_rows != new_cols and (new_rows, new_cols) != (rows, cols):
+            break
+    d = int(rng.choice([3, 8]))
+    return (rng.normal(size=(1, 1 + rows * cols, d)).astype("float32"), (rows, cols),
+            (new_rows, new_cols))
+
+
+def check_resize_positions(fn, cases: int = 5, seed: int | None = None) -> Feedback:
+    """Check ``fn(table (1, 1 + rows*cols, D), old_grid (rows, cols), new_grid (R, C))
+    -> (1, 1 + R*C, D)``: the class row kept, the grid resized bilinearly (half-pixel centres)."""
+    def learner(table, old_grid, new_grid):
+        out = fn(table, old_grid, new_grid)
+        return None if out is None else np.asarray(out)  # a Keras tensor becomes NumPy
+    return check(learner, _ref_resize, _resize_case, RESIZE_MISTAKES, title="resize_positions",
+                 cases=cases, atol=1e-4, rtol=1e-4, seed=seed)
+
+
+# --- interpret: the digits measurement ---------------------------------------------------------
+
+DIGITS_OPTIONS = {
+    "a": ("Pretraining did NOT put an accuracy out of reach. Trained until they fit the 500 training "
+          "digits (1,000 steps), scratch reaches 0.957 on average and fine-tuning 0.967: seed by "
+          "seed +0.002 to +0.025 (mean +0.010, about 13 of 1,297 digits). The big gap (0.23 against "
+          "0.85) is at 40 steps, a training budget, not a ceiling."),
+    "b": ("The probe does not read digits better than the pixels: the same linear classifier "
+          "reaches 0.748 on the frozen encoder's 96 features and 0.946 on the 1,024 raw pixels. "
+          "Features learned on clothes serve a linear reader of digits worse than the pixels "
+          "(its head was also under-trained: 0.81-0.83 on its own training digits)."),
+    "c": ("The 40-step runs are below the pixels (full fine-tuning: mean 0.846), but 40 steps is a "
+          "short budget. Trained until they fit, both ViTs beat the pixel baseline on average (0.967 and "
+          "0.957 against 0.946), fine-tuning with every seed (+0.018 to +0.025)."),
+    "d": "",
+}
+DIGITS_WHY = ("After 40 steps: 0.85 fine-tuned against 0.23 from scratch (two seeds of scratch still "
+              "at chance): speed. After 1,000 steps the five fine-tuned seeds lie within 0.965-0.969, "
+              "scratch within 0.944-0.967: stability. And a mean gain of +0.010 (+0.002 to +0.025 "
+              "seed by seed): about one point. Pretraining on 60,000 clothes bought that here; the "
+              "paper pretrains on 14 M to 300 M images.")
+
+
+def check_digits_answer(answer) -> Feedback:
+    """Multiple choice on the digits measurement (5 seeds); the right answer is ``"d"``."""
+    return choose(answer, options=DIGITS_OPTIONS, correct="d", why=DIGITS_WHY,
+                  title="What pretraining bought on digits")
+
+
+# --- interpret: the MAE's masked error against guesses that need no learning ---------------------
+
+MAE_OPTIONS = {
+    "a": ("Beating the class mean does not mean the MAE knows the classes: it never saw a label. "
+          "It sees 12 of the 49 patches of THIS garment, and those say more about its hidden "
+          "patches (where its edges are, how dark it is) than the average garment of its class."),
+    "b": "",
+    "c": ("A small number needs a baseline, and the figure contradicts 'sharp': the shipped MAE's "
+          "reconstructions are blurry. A mean squared error rewards the average of the plausible "
+          "answers, so an MSE-trained model paints the average, i.e. blur."),
+    "d": ("All black is the weakest guess (0.215), so 'seven times better' flatters the MAE. The "
+          "fair baseline needs no learning and no label: the mean training image (0.088), about "
+          "three times the MAE's error."),
+}
+MAE_WHY = ("0.031 against 0.088 for the mean training image and 0.052 for the mean image of the "
+           "right class: from a quarter of the patches the MAE infers the rest of this garment "
+           "better than guesses that ignore the visible patches. What this does NOT say: that the "
+           "encoder knows the classes; that was measured separately (label efficiency, one seed).")
+
+
+def check_mae_answer(answer) -> Feedback:
+    """Multiple choice on the MAE's masked error and its baselines; the right answer is ``"b"``."""
+    return choose(answer, options=MAE_OPTIONS, correct="b", why=MAE_WHY,
+                  title="Reading the MAE's masked error")

@@ -3,6 +3,13 @@
 - :func:`check_patch_labels`: pixel labels -> one label per patch (majority vote).
 - :func:`check_mean_iou`: mean intersection over union over the labels present.
 - :func:`check_best_matching`: DETR's one-to-one matching of predictions to targets.
+- :func:`check_matchings_prediction` (predict-then-run): ``prediction``, a whole number: how many
+  one-to-one matchings brute force tries for 100 queries and 3 objects; the checker enumerates
+  them with ``itertools.permutations`` and counts.
+- :func:`check_box_iou` (transfer): ``fn(boxes_a (n, 4), boxes_b (m, 4)) -> (n, m)``, the IoU of
+  every pair of boxes given as (cx, cy, w, h), DETR's format (Exercise 2 did it for masks).
+- :func:`check_probe_answer` (interpret): a letter, why the linear probe of the frozen tokens is
+  weak on the canvases (Steps 5-6); each wrong letter gets its own explanation.
 
 The references below are written again here in plain NumPy and Python loops, independently of
 :mod:`vitlib.segment`.
@@ -11,10 +18,11 @@ The references below are written again here in plain NumPy and Python loops, ind
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
 # --- patch labels ------------------------------------------------------------------------------
 # mask (n, H, W) of ints 0..K-1 (0 = background), patch_size P -> (n, H / P, W / P): the most
@@ -237,3 +245,147 @@ def check_best_matching(fn, cases: int = 5, seed: int | None = None) -> Feedback
     """Check ``fn(cost (predictions, targets)) -> (targets,)`` prediction indices (one-to-one)."""
     return check(fn, _brute_force, _matching_case, MATCHING_MISTAKES, title="best_matching",
                  cases=cases, atol=0, rtol=0, seed=seed)
+
+
+# --- how many matchings (predict-then-run) ------------------------------------------------------
+# DETR's 100 queries, an image with 3 objects: how many one-to-one matchings does brute force try?
+# The checker enumerates them with itertools.permutations and counts.
+
+QUERIES, OBJECTS = 100, 3
+
+
+def check_matchings_prediction(prediction, queries: int = QUERIES, objects: int = OBJECTS) -> Feedback:
+    """Count ``itertools.permutations(range(queries), objects)`` and compare with ``prediction``."""
+    measured = sum(1 for _ in itertools.permutations(range(queries), objects))
+    ten = math.perm(queries, 10)
+    why = (f"The first object can take any of the {queries} queries, the second one of the "
+           f"{queries - 1} left, the third one of {queries - 2}: {queries} x {queries - 1} x "
+           f"{queries - 2} = {measured:,}. With 10 objects it would be {ten:.1e}: brute force is "
+           f"hopeless, which is why DETR uses the Hungarian algorithm (about {queries}^3 = "
+           f"{queries ** 3:,} steps, whatever the number of objects).")
+    mistakes = [
+        ("combinations", math.comb(queries, objects),
+         f"That is the number of SETS of {objects} queries (order ignored). A matching also says "
+         f"WHICH query gets which object: each set can be handed out in {objects}! = "
+         f"{math.factorial(objects)} ways."),
+        ("shared_queries", queries ** objects,
+         f"That lets two objects share one query ({queries}^{objects}). The matching is "
+         f"one-to-one: once a query is taken, the next object chooses among the ones left."),
+        ("cost_entries", queries * objects,
+         f"That is the number of entries in the cost matrix ({queries} x {objects}), the pairs "
+         f"to score, not the ways to match every object at once."),
+        ("objects_factorial", math.factorial(objects),
+         f"That is the number of orders of the {objects} objects. Each object chooses among the "
+         f"{queries} queries, not among the objects."),
+    ]
+    return compare_prediction(prediction, measured, title="matchings to try", why=why,
+                              mistakes=[m for m in mistakes if m[1] != measured])
+
+
+# --- box IoU (transfer: boxes instead of masks) ------------------------------------------------
+# boxes_a (n, 4), boxes_b (m, 4) as (cx, cy, w, h), DETR's format -> (n, m): for each pair the
+# area of the intersection over the area of the union.
+
+
+def _corners(boxes, half=0.5):
+    b = np.asarray(boxes, dtype=np.float64)
+    return b[:, 0] - half * b[:, 2], b[:, 1] - half * b[:, 3], b[:, 0] + half * b[:, 2], b[:, 1] + half * b[:, 3]
+
+
+def _box_iou(a, b, clip=True, union="union", corners=_corners, transpose=False):
+    ax0, ay0, ax1, ay1 = corners(a)
+    bx0, by0, bx1, by1 = corners(b)
+    w = np.minimum(ax1[:, None], bx1[None]) - np.maximum(ax0[:, None], bx0[None])
+    h = np.minimum(ay1[:, None], by1[None]) - np.maximum(ay0[:, None], by0[None])
+    if clip:
+        w, h = np.maximum(w, 0), np.maximum(h, 0)
+    inter = w * h
+    area_a = ((ax1 - ax0) * (ay1 - ay0))[:, None]
+    area_b = ((bx1 - bx0) * (by1 - by0))[None]
+    den = {"union": area_a + area_b - inter, "sum": area_a + area_b,
+           "first": area_a + 0 * area_b}[union]
+    out = inter / den
+    return out.T if transpose else out
+
+
+def _ref_box_iou(a, b):
+    return _box_iou(a, b)
+
+
+def _as_corners(boxes):  # reads (cx, cy, w, h) as if it were (x0, y0, x1, y1)
+    b = np.asarray(boxes, dtype=np.float64)
+    x0, x1 = np.minimum(b[:, 0], b[:, 2]), np.maximum(b[:, 0], b[:, 2])
+    y0, y1 = np.minimum(b[:, 1], b[:, 3]), np.maximum(b[:, 1], b[:, 3])
+    return x0, y0, x1, y1
+
+
+BOX_IOU_MISTAKES = (
+    Mistake("no_clip", lambda a, b: _box_iou(a, b, clip=False),
+            "boxes that do not overlap got a non-zero IoU: when the overlap's width or height "
+            "comes out negative there is no intersection. Clip both at 0 (np.maximum(w, 0)) "
+            "BEFORE multiplying them (two negatives make a positive area)."),
+    Mistake("union_as_sum", lambda a, b: _box_iou(a, b, union="sum"),
+            "your union counts the overlap twice: |A or B| = area A + area B - intersection."),
+    Mistake("over_first_area", lambda a, b: _box_iou(a, b, union="first"),
+            "you divided by the area of the box from `boxes_a` only. IoU divides by the UNION "
+            "of the two boxes: area A + area B - intersection."),
+    Mistake("full_widths", lambda a, b: _box_iou(a, b, corners=lambda x: _corners(x, half=1.0)),
+            "your boxes are twice as large: a box (cx, cy, w, h) goes from cx - w/2 to cx + w/2 "
+            "(half the width on each side), and likewise in y."),
+    Mistake("read_as_corners", lambda a, b: _box_iou(a, b, corners=_as_corners),
+            "you read the boxes as corners (x0, y0, x1, y1). DETR's boxes are (cx, cy, w, h): "
+            "centre, width, height. Convert first: x0 = cx - w/2, x1 = cx + w/2, and likewise in y."),
+    Mistake("transposed", lambda a, b: _box_iou(a, b, transpose=True),
+            "right values, wrong layout: return (len(boxes_a), len(boxes_b)), one row per box of "
+            "`boxes_a`, as DETR's cost matrix (queries x targets)."),
+)
+
+
+def _box_case(rng):
+    while True:
+        n, m = int(rng.integers(2, 5)), int(rng.integers(2, 6))
+        if n == m:
+            continue
+        a = np.c_[rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.05, 0.5, (n, 2))]
+        b = np.c_[rng.uniform(0.2, 0.8, (m, 2)), rng.uniform(0.05, 0.5, (m, 2))]
+        b[0] = a[0] + np.r_[rng.uniform(-0.05, 0.05, 2), rng.uniform(-0.03, 0.03, 2)]  # overlaps
+        iou = _ref_box_iou(a, b)
+        ax0, ay0, ax1, ay1 = _corners(a)
+        bx0, by0, bx1, by1 = _corners(b)
+        apart_x = (np.minimum(ax1[:, None], bx1[None]) < np.maximum(ax0[:, None], bx0[None]))
+        apart_y = (np.minimum(ay1[:, None], by1[None]) < np.maximum(ay0[:, None], by0[None]))
+        if (apart_x & apart_y).any() and (apart_x ^ apart_y).any() and (iou > 0.2).any():
+            return a, b
+
+
+def check_box_iou(fn, cases: int = 5, seed: int | None = None) -> Feedback:
+    """Check ``fn(boxes_a (n, 4), boxes_b (m, 4)) -> (n, m)`` pairwise IoU, boxes (cx, cy, w, h)."""
+    return check(fn, _ref_box_iou, _box_case, BOX_IOU_MISTAKES, title="box_iou", cases=cases,
+                 atol=1e-9, seed=seed)
+
+
+# --- interpret: what the segmentation probes say ------------------------------------------------
+
+PROBE_OPTIONS = {
+    "a": ("Step 5's control says otherwise: on single 28x28 items, the images the classifier was "
+          "trained on, the same probe of the same frozen tokens reaches a mean IoU of 0.56 against "
+          "0.13 for the pixels. The tokens carry the item's class there; the canvases are what "
+          "changed."),
+    "b": "",
+    "c": ("A per-patch accuracy of 0.80 is barely above the 0.77 that 'everything is background' "
+          "gets, with a mean IoU of 0.07. The probe's mean IoU of 0.18 is the honest score, and it "
+          "is low."),
+    "d": ("Same steps, same canvases: fine-tuned from the classifier 0.44, from random weights "
+          "0.29 (one run each, so a measurement to repeat, but not 'as well'). The classifier's "
+          "weights are a better start; what did not work is keeping them FROZEN."),
+}
+PROBE_WHY = ("The frozen tokens reach 0.56 on the 28x28 items they were trained on, 0.24 on one-item "
+             "56x56 canvases, 0.18 on the full canvases: most of the loss comes with the new size "
+             "and stretched positions (distribution shift), before several items are added. "
+             "Letting the encoder adapt (fine-tuning) lifts the mean IoU to 0.44.")
+
+
+def check_probe_answer(answer) -> Feedback:
+    """Multiple choice on why the frozen-token probe is weak on canvases; the right answer is ``"b"``."""
+    return choose(answer, options=PROBE_OPTIONS, correct="b", why=PROBE_WHY,
+                  title="Reading the segmentation probes")
