@@ -128,3 +128,103 @@ def test_none_stub_errors_and_other_wrong_answers_are_reported():
     assert not fb.passed and "wrong shape" in fb.message
     fb = nb07.check_mean_attention_distance(lambda *a: distance_variant()(*a) + 0.5, seed=0)
     assert not fb.passed and fb.mistake is None and "values differ" in fb.message
+
+
+# --- Exercise 4 · transfer: rollout with another residual weight ------------------------------
+
+def residual_variant(kind="right"):
+    """Learner-style answers for fn(attentions, residual), written without the checker's code."""
+    def fn(attentions, residual):
+        t = attentions.shape[-1]
+        r = np.eye(t)
+        for layer in attentions:
+            a = layer.sum(0) / len(layer) if kind != "heads_summed" else layer.sum(0)
+            if kind == "fixed_half":
+                a = 0.5 * a + 0.5 * np.eye(t)
+            elif kind == "swapped":
+                a = residual * a + (1 - residual) * np.eye(t)
+            elif kind == "added_not_mixed":
+                a = a + residual * np.eye(t)
+            else:
+                a = (1 - residual) * a + residual * np.eye(t)
+            a = a / a.sum(-1, keepdims=True)
+            r = r @ a if kind == "reversed_order" else a @ r
+        return r
+    return fn
+
+
+def test_rollout_residual_solution_passes_and_matches_vitlib_at_one_half():
+    fb = nb07.check_rollout_residual(residual_variant(), seed=0)
+    assert fb.passed and fb.message.startswith("✅"), fb.message
+    rng = np.random.default_rng(3)
+    att = rng.dirichlet(np.ones(5), size=(3, 2, 5))  # (layers, heads, T, T), rows sum to 1
+    assert np.allclose(residual_variant()(att, 0.5), rollout_with_vitlib(att))
+    # residual 0: the plain product of the head-averaged maps, first layer on the right
+    mean = att.mean(1)
+    assert np.allclose(residual_variant()(att, 0.0), mean[2] @ mean[1] @ mean[0])
+
+
+@pytest.mark.parametrize("kind", ["fixed_half", "swapped", "added_not_mixed", "reversed_order",
+                                  "heads_summed"])
+def test_rollout_residual_mistakes_get_their_hint(kind):
+    for seed in range(3):
+        fb = nb07.check_rollout_residual(residual_variant(kind), seed=seed)
+        assert not fb.passed and fb.mistake == kind, fb.message
+    hint = next(m.hint for m in nb07.RESIDUAL_MISTAKES if m.name == kind)
+    assert hint in fb.message
+
+
+def test_exercise_3_pasted_unchanged_fails_the_transfer():
+    fb = nb07.check_rollout_residual(lambda a, residual: rollout_variant()(a), seed=0)
+    assert not fb.passed and fb.mistake == "fixed_half", fb.message
+
+
+# --- Exercise 1 · predict-then-run: a local head ---------------------------------------------
+
+def local_head_distance_by_hand(rows=7, cols=7, patch=4):
+    """Each patch: weight 1/k on itself and its k - 1 direct neighbours; the neighbours are one
+    patch (4 px) away, itself 0 px: the mean is (k - 1) / k * 4 px; then the mean over patches."""
+    total = 0.0
+    for r in range(rows):
+        for c in range(cols):
+            k = 1 + (r > 0) + (r < rows - 1) + (c > 0) + (c < cols - 1)
+            total += (k - 1) / k * patch
+    return total / (rows * cols)
+
+
+def test_local_head_measurement_matches_the_hand_count():
+    by_hand = local_head_distance_by_hand()  # (25 * 3.2 + 20 * 3 + 4 * 8/3) / 49 = 3.0748...
+    assert abs(by_hand - 3.0748) < 1e-4
+    att = nb07.local_head_attention((7, 7))
+    assert att.shape == (1, 1, 50, 50) and np.allclose(att.sum(-1), 1)
+    assert np.isclose(explain.mean_attention_distance(att, (7, 7), 4, 1)[0], by_hand)
+    fb = nb07.check_local_head_prediction(3.07)
+    assert fb.passed and "measured 3.07 px" in fb.message, fb.message
+
+
+@pytest.mark.parametrize("prediction, passed, mistake", [
+    (3.2, True, None), (3.0, True, None), (3.07, True, None),
+    (0.77, False, "in_patches"), (4, False, "forgot_itself"), (14.4, False, "uniform"),
+    (7.0, False, None), ("3", False, "not_a_number"),
+])
+def test_local_head_prediction_verdicts(prediction, passed, mistake):
+    fb = nb07.check_local_head_prediction(prediction)
+    assert fb.passed is passed and fb.mistake == mistake, fb.message
+
+
+def test_local_head_prediction_not_answered():
+    fb = nb07.check_local_head_prediction(None)
+    assert not fb.passed and "not answered yet" in fb.message
+
+
+# --- Exercise 2 · interpret: the deletion test -------------------------------------------------
+
+def test_deletion_answer_right_wrong_and_unanswered():
+    fb = nb07.check_deletion_answer("c")
+    assert fb.passed and "random patches on the garment" in fb.message
+    for letter in "abd":
+        fb = nb07.check_deletion_answer(letter)
+        assert not fb.passed and fb.mistake == letter
+        assert nb07.DELETION_OPTIONS[letter] in fb.message and len(nb07.DELETION_OPTIONS[letter]) > 80
+    assert "not answered yet" in nb07.check_deletion_answer(None).message
+    assert nb07.check_deletion_answer("e").mistake == "not_an_option"

@@ -118,3 +118,76 @@ def test_unknown_answers_are_reported():
     assert not fb.passed and fb.mistake is None
     fb = nb08.check_receptive_field(lambda layers: None, seed=0)
     assert not fb.passed and "returned None" in fb.message
+
+
+# --- Exercise 1 · predict-then-run: the ViT under a 2 px shift ------------------------------
+
+RECORD = {"runs": [  # a made-up record in the shape of data/data_curve.json
+    {"model": "vit", "seed": s, "shifted_test_accuracy": {"0": 0.84, "2": v}}
+    for s, v in enumerate([0.60, 0.62, 0.64])] + [
+    {"model": "cnn", "seed": 0, "shifted_test_accuracy": {"0": 0.88, "2": 0.83}},
+    {"model": "vit", "seed": 9, "test_accuracy": 0.5}]}  # a run without a shift test: ignored
+
+
+@pytest.mark.parametrize("prediction, passed, mistake", [
+    (0.62, True, None), (0.55, True, None), (0.7, True, None),
+    (0.84, False, "no_loss"), (0.9, False, "no_loss"), (0.1, False, "chance"),
+    (0.4, False, None), (62, False, "percent"), ("0.6", False, "not_a_number"),
+])
+def test_shift_prediction_verdicts(prediction, passed, mistake):
+    fb = nb08.check_shift_prediction(prediction, RECORD)
+    assert fb.passed is passed and fb.mistake == mistake, fb.message
+
+
+def test_shift_prediction_reads_the_shipped_record():
+    import json
+
+    from vitlib.course_files import course_file
+
+    record = json.loads(course_file("data_curve.json").read_text())
+    vit2 = [r["shifted_test_accuracy"]["2"] for r in record["runs"]
+            if r["model"] == "vit" and "shifted_test_accuracy" in r]
+    assert len(vit2) == 3
+    fb = nb08.check_shift_prediction(sum(vit2) / 3, record)
+    assert fb.passed and f"measured {round(sum(vit2) / 3, 3):g}" in fb.message, fb.message
+    assert "not answered yet" in nb08.check_shift_prediction(None, record).message
+
+
+# --- Exercise 3 · predict-then-run: one more block -----------------------------------------
+
+@pytest.mark.parametrize("layers", [[(3, 1)], [(3, 1), (3, 1)],
+                                    [(3, 1), (2, 2), (3, 1), (2, 2), (3, 1)],
+                                    [(7, 2), (3, 2), (5, 1)]])
+def test_measured_receptive_field_matches_brute_force(layers):
+    assert nb08.measure_receptive_field(layers) == _rf_by_brute_force(layers) == rf_good(layers)
+
+
+@pytest.mark.parametrize("prediction, passed, mistake", [
+    (38, True, None), (38.0, True, None), (21, False, "no_jump"), (26, False, "no_pooling"),
+    (30, False, "jump_not_doubled"), (28, False, "capped"), (36, False, "doubled"),
+    (40, False, None),
+])
+def test_receptive_field_prediction_verdicts(prediction, passed, mistake):
+    fb = nb08.check_receptive_field_prediction(prediction)
+    assert fb.passed is passed and fb.mistake == mistake, fb.message
+    assert "measured 38 px" in fb.message
+
+
+def test_receptive_field_prediction_value_by_hand():
+    # small_cnn's 18 px, then a 2x2 pooling (+1 x 4, jump 8) and a 3x3 convolution (+2 x 8)
+    assert rf_good(nb08.SMALL_CNN_LAYERS + nb08.ONE_MORE_BLOCK) == 18 + 4 + 16
+    assert "not answered yet" in nb08.check_receptive_field_prediction(None).message
+
+
+# --- Exercise 5 · interpret: the data curve ----------------------------------------------------
+
+def test_data_curve_answer_right_wrong_and_unanswered():
+    fb = nb08.check_data_curve_answer("b")
+    assert fb.passed and "every seed" in fb.message
+    for letter in "acd":
+        fb = nb08.check_data_curve_answer(letter.upper())
+        assert not fb.passed and fb.mistake == letter
+        assert nb08.DATA_CURVE_OPTIONS[letter] in fb.message
+        assert len(nb08.DATA_CURVE_OPTIONS[letter]) > 80
+    assert "not answered yet" in nb08.check_data_curve_answer(None).message
+    assert nb08.check_data_curve_answer(2).mistake == "not_an_option"

@@ -1,16 +1,30 @@
 """Checkers for notebook 07 (looking inside).
 
-- :func:`check_rollout`: attention rollout (Abnar and Zuidema 2020) for one image.
-- :func:`check_mean_attention_distance`: mean attention distance per head, in pixels.
+- :func:`check_local_head_prediction` (predict-then-run): ``prediction``, a number of pixels, the
+  mean attention distance of a head that attends equally to each patch itself and its direct
+  neighbours (up, down, left, right) on the 7x7 grid of 4x4-pixel patches. The checker builds
+  that head's attention and measures it with :func:`vitlib.explain.mean_attention_distance`
+  (3.07 px); right within 0.35 px; known slips: the answer in patches, 4 px (the self-weight at
+  0 px forgotten), uniform attention's 14.4 px.
+- :func:`check_deletion_answer` (interpret): ``answer``, a letter, what the deletion test of the
+  notebook's "Common misconception" shows; every wrong letter is explained.
+- :func:`check_rollout`: ``fn(attentions (layers, heads, T, T)) -> (T, T)``, attention rollout
+  (Abnar and Zuidema 2020) for one image.
+- :func:`check_rollout_residual` (transfer): ``fn(attentions, residual) -> (T, T)``, rollout with
+  the identity's weight ``residual`` in [0, 1) instead of 0.5: A' = (1 - residual) A + residual I.
+  Random cases never use 0.5, so Exercise 3's function pasted unchanged fails.
+- :func:`check_mean_attention_distance`: ``fn(attention (heads, T, T), grid, patch_size,
+  num_prefix_tokens) -> (heads,)``, mean attention distance per head, in pixels.
 
-The references below are written again here in plain NumPy, independently of :mod:`vitlib`.
+The references below are written again here in plain NumPy, independently of :mod:`vitlib`
+(except the predict-then-run experiment, which runs the notebook's own tool).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
 
 def _softmax_rows(rng, shape, sharpness=2.0):
@@ -116,6 +130,58 @@ def check_rollout(fn, cases: int = 5, seed: int | None = None) -> Feedback:
                  cases=cases, atol=1e-6, seed=seed)
 
 
+# --- rollout with another residual weight (transfer) -----------------------------------------
+# attentions (layers, heads, T, T) of ONE image, residual r in [0, 1) -> (T, T):
+# A_l' = (1 - r) * mean_heads(A_l) + r * I (rows still sum to 1); R = A_L' ... A_1'.
+
+
+def _rollout_r(attentions, residual, fusion=np.mean, left=True, mix=None):
+    r = None
+    for a in _fused(attentions, fusion):
+        t = a.shape[-1]
+        a = mix(a, residual) if mix else (1 - residual) * a + residual * np.eye(t)
+        a = a / a.sum(axis=-1, keepdims=True)
+        r = a if r is None else (a @ r if left else r @ a)
+    return r
+
+
+def _residual_reference(attentions, residual):
+    return _rollout_r(attentions, residual)
+
+
+RESIDUAL_MISTAKES = (
+    Mistake("fixed_half", lambda a, r: _rollout_r(a, 0.5),
+            "your result does not depend on `residual`: that is Exercise 3's rollout with 0.5 "
+            "pasted unchanged. Mix with the given weight: (1 - residual) * A + residual * I."),
+    Mistake("swapped", lambda a, r: _rollout_r(a, 1 - r),
+            "the weights are swapped: `residual` is the weight of the IDENTITY (the part of each "
+            "token that the residual connection carries past attention), so A' = "
+            "(1 - residual) * A + residual * I."),
+    Mistake("added_not_mixed", lambda a, r: _rollout_r(a, r, mix=lambda m, w: m + w * np.eye(len(m))),
+            "you added residual * I to A and renormalised: that gives the identity the weight "
+            "residual / (1 + residual), not residual. Mix instead: (1 - residual) * A + residual * I."),
+    Mistake("reversed_order", lambda a, r: _rollout_r(a, r, left=False),
+            "the product is in the wrong order: multiply each new layer on the LEFT, R = A_l' @ R."),
+    Mistake("heads_summed", lambda a, r: _rollout_r(a, r, fusion=np.sum),
+            "you summed the heads: fuse them with the mean (axis=1), so each row sums to 1."),
+)
+
+
+def _residual_case(rng):
+    layers = int(rng.integers(2, 5))
+    heads = int(rng.integers(2, 5))
+    tokens = int(rng.integers(3, 8))
+    residual = float(rng.choice([0.0, 0.1, 0.25, 0.7, 0.9]))  # never 0.5
+    return _softmax_rows(rng, (layers, heads, tokens, tokens)), residual
+
+
+def check_rollout_residual(fn, cases: int = 6, seed: int | None = None) -> Feedback:
+    """Check ``fn(attentions (layers, heads, T, T), residual) -> (T, T)``: rollout with the
+    identity's weight ``residual`` instead of 0.5."""
+    return check(fn, _residual_reference, _residual_case, RESIDUAL_MISTAKES,
+                 title="rollout_residual", cases=cases, atol=1e-6, seed=seed)
+
+
 # --- mean attention distance -------------------------------------------------------------------
 # attention (heads, T, T) of ONE image and layer; grid (rows, cols); patch_size in pixels;
 # prefix tokens (0 or 1) first. -> (heads,): for every patch query, the mean over patch keys of
@@ -191,3 +257,78 @@ def check_mean_attention_distance(fn, cases: int = 6, seed: int | None = None) -
 
     return check(fn, _mad, make_case, DISTANCE_MISTAKES, title="mean_attention_distance",
                  cases=cases, atol=1e-6, seed=seed)
+
+
+# --- Exercise 1 · predict-then-run: the mean attention distance of a local head ----------------
+
+def local_head_attention(grid=(7, 7), num_prefix_tokens: int = 1) -> np.ndarray:
+    """(1, 1, T, T): every patch attends equally to itself and to its direct neighbours (up,
+    down, left, right; a patch at the border has fewer), like a small convolution; a prefix token
+    attends evenly to every token. Patch queries give the prefix no weight."""
+    rows, cols = grid
+    n, p = rows * cols, num_prefix_tokens
+    a = np.zeros((p + n, p + n))
+    a[:p] = 1.0
+    for q in range(n):
+        r, c = divmod(q, cols)
+        for dr, dc in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+            if 0 <= r + dr < rows and 0 <= c + dc < cols:
+                a[p + q, p + (r + dr) * cols + c + dc] = 1.0
+    return (a / a.sum(axis=-1, keepdims=True))[None, None]
+
+
+def check_local_head_prediction(prediction) -> Feedback:
+    """Compare ``prediction`` (pixels) with the measured mean attention distance of a local head
+    on the 7x7 grid of 4x4-pixel patches with a class token (right within 0.35 px)."""
+    from vitlib import explain  # the notebook's own tool runs the experiment
+
+    grid, patch = (7, 7), 4
+    measured = float(explain.mean_attention_distance(local_head_attention(grid), grid, patch, 1)[0])
+    measured = round(measured, 2)
+    why = ("A head that looks like a 3x3 convolution (itself and its 4 neighbours) sits near 3 px; "
+           "0 px is a head that sees only itself, 14.4 px uniform attention. Now compare the "
+           "trained heads in the next figure with this local reference.")
+    return compare_prediction(
+        prediction, measured, title="Exercise 1, a local head", unit="px", atol=0.35, why=why,
+        mistakes=[
+            ("in_patches", measured / patch,
+             "That is the distance in patches. The paper (and Step 3) measures in PIXELS: "
+             "multiply by the patch size, 4 px."),
+            ("forgot_itself", 4.0,
+             "4 px is the distance to each neighbour, but the query also attends to ITSELF, at "
+             "0 px: an inner patch puts 1/5 of its weight there, so its mean is 4/5 of 4 px. Patches "
+             "at the border have fewer neighbours, which lowers the mean a little more."),
+            ("uniform", 14.4,
+             "14.4 px is uniform attention over the whole grid (the dashed line). A head that only "
+             "reads its neighbourhood looks much closer."),
+        ])
+
+
+# --- Exercise 2 · interpret: the deletion test -------------------------------------------------
+
+DELETION_OPTIONS = {
+    "a": ("50% kept against 72% looks like a clear win for the map, but the comparison is unfair. "
+          "About 20 of an image's 49 patches are black background (the table's last line: 29 on the "
+          "garment on average), and the model can lose those without harm. Against random patches ON "
+          "THE GARMENT (48% kept) the raw map does no better."),
+    "b": ("Rollout sounds more complete, since it follows all the layers, but its patches matter "
+          "LESS: blacking them out kept 62% of the predictions, more than the raw map (50%) and "
+          "than random garment patches (48%). The two maps also agree only weakly (rank "
+          "correlation 0.29), so neither can claim to be 'the' explanation."),
+    "c": "",
+    "d": ("The brightest patches do hurt most (36% kept), but that does not show the model uses "
+          "only brightness or ignores attention: blacking out a bright patch removes the most ink "
+          "(and makes the image least like a training image). Every layer's attention mixes the "
+          "tokens the prediction is made from; the test only judges the maps as EXPLANATIONS."),
+}
+
+
+def check_deletion_answer(answer) -> Feedback:
+    """Multiple choice on the deletion test (the notebook's table of predictions kept)."""
+    return choose(
+        answer, options=DELETION_OPTIONS, correct="c", title="Exercise 2, the deletion test",
+        why=("Against the fair baseline, random patches on the garment (48% kept, 45-51% over "
+             "10 draws), neither map removes more (50% and 62% kept), and the brightest patches "
+             "remove the most (36%). So this test gives no evidence that the maps pick what the "
+             "prediction relies on beyond 'the garment'. It does not prove the maps are "
+             "useless either: one model, 256 images, one way of deleting."))

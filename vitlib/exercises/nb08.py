@@ -1,7 +1,22 @@
 """Checkers for notebook 08 (ViT vs CNN).
 
-- :func:`check_receptive_field`: the receptive field (受容野) of a stack of convolutions and poolings.
-- :func:`check_cnn_params`: the parameter count of a plain Conv-BatchNorm-ReLU CNN, by formula.
+- :func:`check_shift_prediction` (predict-then-run): ``prediction``, a fraction in [0, 1], the
+  ViT's test accuracy (mean of the seeds) on test images shifted right by 2 px, written before the
+  shift test is shown; compared with the shipped record ``data/data_curve.json`` (passed as
+  ``record``), right within 0.1; known slips: no loss at all (the 0 px accuracy), chance (0.1), a
+  percentage instead of a fraction.
+- :func:`check_receptive_field`: ``fn(layers) -> int``, the receptive field (受容野) of a stack of
+  convolutions and poolings.
+- :func:`check_receptive_field_prediction` (predict-then-run): ``prediction``, a whole number of
+  pixels, the receptive field of ``small_cnn`` with one more block (2x2 pooling, 3x3 convolution).
+  The checker measures it: a 1-D stack of Keras convolutions with all-ones kernels and the same
+  sizes and strides, each input pixel nudged in turn (38 px; exact). Known slips: 21 (strides
+  ignored), 26 (the pooling forgotten), 30 (the jump not doubled by the new pooling), 28 (capped
+  at the image), 36 (the size doubled).
+- :func:`check_cnn_params`: ``fn(widths, kernel_size, in_channels, num_classes) -> int``, the
+  parameter count of a plain Conv-BatchNorm-ReLU CNN, by formula.
+- :func:`check_data_curve_answer` (interpret): ``answer``, a letter, what the same-epochs data
+  curve (Step 5) supports; every wrong letter is explained.
 
 The references below are written again here in plain Python, independently of :mod:`vitlib`.
 """
@@ -10,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check
+from ._core import Feedback, Mistake, check, choose, compare_prediction
 
 # --- receptive_field -----------------------------------------------------------------------
 # layers: a list of (kernel_size, stride), first layer first. One output unit of the last layer
@@ -130,3 +145,124 @@ def check_cnn_params(fn, cases: int = 5, seed: int | None = None) -> Feedback:
     """Check ``fn(widths, kernel_size, in_channels, num_classes) -> int``, exactly."""
     return check(fn, _params, _cnn_case, CNN_PARAMS_MISTAKES, title="cnn_params", cases=cases,
                  atol=0, rtol=0, seed=seed)
+
+
+# --- Exercise 1 · predict-then-run: the ViT under a 2 px shift ---------------------------------
+
+def _shifted_means(record, model: str, pixels: int) -> float:
+    values = [r["shifted_test_accuracy"][str(pixels)] for r in record["runs"]
+              if r["model"] == model and "shifted_test_accuracy" in r]
+    if not values:
+        raise ValueError(f"the record has no shifted test accuracy for {model!r}")
+    return float(np.mean(values))
+
+
+def check_shift_prediction(prediction, record) -> Feedback:
+    """Compare ``prediction`` (the ViT's test accuracy at a 2 px shift, a fraction) with the
+    mean of the seeds in ``record`` (the parsed ``data_curve.json``); right within 0.1."""
+    title = "Exercise 1, the ViT at 2 px"
+    if (isinstance(prediction, (int, float, np.integer, np.floating))
+            and not isinstance(prediction, bool) and 1 < prediction <= 100):
+        return Feedback(False, f"❌ {title}: write the accuracy as a fraction between 0 and 1 "
+                               f"(0.5 for 50%); got {prediction!r}.", mistake="percent")
+    measured = round(_shifted_means(record, "vit", 2), 3)
+    unshifted = round(_shifted_means(record, "vit", 0), 3)
+    cnn = round(_shifted_means(record, "cnn", 2), 3)
+    why = (f"Unshifted, the ViT scores {unshifted:.3f}; 2 px (half a patch) already cost it about "
+           f"a quarter of that, while the CNN scores {cnn:.3f} at 2 px. The figure below shows "
+           "1 to 4 px.")
+    return compare_prediction(
+        prediction, measured, title=title, atol=0.1, why=why,
+        mistakes=[
+            ("no_loss", unshifted,
+             f"That is about its accuracy on unshifted images ({unshifted:.3f}): no loss at all. "
+             "The CNN comes close to that (its features move with the image), but the ViT's "
+             "position embeddings stay where they are while the garment moves (Step 2), and it "
+             "never saw shifted garments in training."),
+            ("chance", 0.1,
+             "That is chance (1 in 10 classes). A 2 px shift moves each garment by only half a "
+             "patch: it is still nearly where the position embeddings expect it, so a good part "
+             "of the accuracy can survive."),
+        ])
+
+
+# --- Exercise 3 · predict-then-run: one more block ------------------------------------------
+
+SMALL_CNN_LAYERS = [(3, 1), (2, 2), (3, 1), (2, 2), (3, 1)]  # conv, pool, conv, pool, conv
+ONE_MORE_BLOCK = [(2, 2), (3, 1)]  # pool, conv
+
+
+def measure_receptive_field(layers, length: int = 96) -> int:
+    """Measure, not compute: a 1-D stack of Keras Conv1D layers with all-ones kernels of the given
+    (kernel_size, stride), no padding, no bias. Input image k has a 1 at pixel k and zeros
+    elsewhere; count the pixels whose 1 reaches the first unit of the last layer. (A 2x2 pooling
+    sees the same pixels as a 2-wide kernel of stride 2; rows and columns are independent, so 1-D
+    suffices.)"""
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((length, 1))]
+        + [keras.layers.Conv1D(1, k, strides=s, use_bias=False, kernel_initializer="ones")
+           for k, s in layers])
+    nudges = np.eye(length, dtype="float32")[..., None]  # (length, length, 1)
+    out = keras.ops.convert_to_numpy(model(nudges))  # (length, positions, 1)
+    return int(np.count_nonzero(out[:, 0, 0]))
+
+
+def check_receptive_field_prediction(prediction) -> Feedback:
+    """Compare ``prediction`` (pixels) with the measured receptive field of small_cnn plus one
+    block (2x2 pooling, then a 3x3 convolution); exact."""
+    measured = measure_receptive_field(SMALL_CNN_LAYERS + ONE_MORE_BLOCK)
+    why = ("The pooling adds (2 - 1) x 4 = 4 px and doubles the jump to 8; the convolution then "
+           "adds (3 - 1) x 8 = 16 px: 18 + 4 + 16 = 38. One unit would see more than the 28 px "
+           "image (the rest is padding): every block doubles what the next one adds, while a "
+           "ViT reaches all 28 px in its first block.")
+    return compare_prediction(
+        prediction, measured, title="Exercise 3, one more block", unit="px", why=why,
+        mistakes=[
+            ("no_jump", 21,
+             "You added (k - 1) for each new layer as if it worked on pixels. After two poolings "
+             "neighbouring units are 4 px apart (the jump); after the new pooling 8 px: each new "
+             "layer adds (k - 1) * jump."),
+            ("no_pooling", 26,
+             "You added only the convolution, at the old jump of 4. The pooling adds (2 - 1) x 4 "
+             "px itself, and it doubles the jump for the convolution above it."),
+            ("jump_not_doubled", 30,
+             "You added the pooling's 4 px but kept the jump at 4 for the convolution. The new "
+             "pooling doubles it: the 3x3 convolution above it adds (3 - 1) x 8 px."),
+            ("capped", 28,
+             "The receptive field is a property of the layers, not of the image: it can be wider "
+             "than the image (the unit then also sees padding). The measurement uses a 96 px line."),
+            ("doubled", 36,
+             "Pooling doubles the JUMP (the spacing of the units), not the receptive field: "
+             "each later layer adds (k - 1) * jump to it."),
+        ])
+
+
+# --- Exercise 5 · interpret: the data curve -----------------------------------------------------
+
+DATA_CURVE_OPTIONS = {
+    "a": ("The two curves do approach each other, so extrapolating is tempting, but the gap "
+          "stopped shrinking: about 4 points at 1,999 images and 3.5 at 8,001, with the per-seed "
+          "gaps overlapping (4.1-4.3 and 3.3-3.9). Three sizes cannot say where, or whether, a "
+          "crossover would come; the paper's needed 14-300 million images."),
+    "b": "",
+    "c": ("The ViT does gain more at first (the gap closes by about 4 points from 500 to 1,999 "
+          "images), but the runs with more data also made more steps (160, 640 and "
+          "2,520): the curve cannot tell 'more data' from 'more training'. And from 1,999 to "
+          "8,001 images the gap hardly moved."),
+    "d": ("One seed per point would indeed be weak, but this curve has three seeds per point, "
+          "and every CNN seed is above every ViT seed at every size (the ViT's widest spread, "
+          "0.665-0.700 at 500 images, is still far below the CNN's 0.761-0.771)."),
+}
+
+
+def check_data_curve_answer(answer) -> Feedback:
+    """Multiple choice on Step 5's data curve (20 epochs, three seeds per point)."""
+    return choose(
+        answer, options=DATA_CURVE_OPTIONS, correct="b", title="Exercise 5, the data curve",
+        why=("The CNN is ahead at every size with every seed; the gap shrinks from about 8 points "
+             "(500 images) to 4 (1,999) and then hardly moves (3.5 at 8,001). Data and steps grew "
+             "together, so the curve shows that the CNN's built-in assumptions are worth most "
+             "when data and training are scarcest, not which of the two closed the gap, nor "
+             "whether the ViT would ever pass the CNN."))
