@@ -108,6 +108,7 @@ bench: data
 	$(PY) benchmarks/notebook_times.py --overwrite $(NOTEBOOKS)
 	$(PY) benchmarks/attention.py --overwrite
 	$(PY) benchmarks/recipes.py --overwrite --budgets $(BENCH_BUDGETS)
+	$(PY) benchmarks/distribution.py --overwrite
 	$(PY) benchmarks/report.py --overwrite
 
 # --- Compatibility: the oldest Keras/TensorFlow/NumPy that pyproject.toml declares ------------

@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/report.py [--overwrite | --check]
 
 RESULTS.md is generated, never edited by hand: each section is rendered by the ``render`` function
-of the script that wrote the record (notebook_times.py, attention.py, recipes.py, hybrid.py). A
-record that is missing gives a line saying how to measure it. ``--check`` only compares: it exits
-with 1 if RESULTS.md differs from what the records give (for example after a record was re-measured).
+of the script that wrote the record (notebook_times.py, attention.py, recipes.py, hybrid.py,
+distribution.py). A record that is missing gives a line saying how to measure it. ``--check`` only
+compares: it exits with 1 if RESULTS.md differs from what the records give (for example after a
+record was re-measured).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import attention
 import common  # noqa: F401  (puts the repository root on sys.path)
+import distribution
 import hybrid
 import notebook_times
 import recipes
@@ -41,6 +43,8 @@ SECTIONS = (  # (module, record, title if missing, the command that measures it)
      ".venv/bin/python benchmarks/hybrid.py --epochs 8 --pure "
      "benchmarks/results/vit_10_epochs_checkpoint.json "
      "--out benchmarks/results/hybrid_course_recipe.json"),
+    (distribution, distribution.OUT, "Training step time on VIRTUAL devices (keras.distribution)",
+     ".venv/bin/python benchmarks/distribution.py"),
 )
 
 
