@@ -28,12 +28,24 @@ def patchify_loops(images, patch_size):
 
 
 def conv_kernel_to_dense_loops(kernel):
+    """Keras' Conv2D kernel (P, P, C, D) -> (P*P*C, D), by loops (Section 3's conversion)."""
     p, _, c, d = kernel.shape
     dense = np.zeros((p * p * c, d), kernel.dtype)
     for y in range(p):
         for x in range(p):
             for ch in range(c):
                 dense[(y * p + x) * c + ch] = kernel[y, x, ch]
+    return dense
+
+
+def torch_kernel_to_dense_loops(weight):
+    """PyTorch's Conv2d weight (D, C, P, P) -> (P*P*C, D), by loops over the pixels."""
+    d, c, p, _ = weight.shape
+    dense = np.zeros((p * p * c, d), weight.dtype)
+    for y in range(p):
+        for x in range(p):
+            for ch in range(c):
+                dense[(y * p + x) * c + ch] = weight[:, ch, y, x]
     return dense
 
 
@@ -63,8 +75,10 @@ def test_patchify_accepts_vitlib_extract_patches():
 
 
 @pytest.mark.single_backend
-def test_conv_kernel_to_dense_accepts_a_correct_answer():
-    assert nb01.check_conv_kernel_to_dense(conv_kernel_to_dense_loops, seed=3).passed
+def test_torch_kernel_to_dense_accepts_a_correct_answer():
+    assert nb01.check_torch_kernel_to_dense(torch_kernel_to_dense_loops, seed=3).passed
+    assert nb01.check_torch_kernel_to_dense(
+        lambda w: np.transpose(w, (2, 3, 1, 0)).reshape(-1, w.shape[0]), seed=4).passed
 
 
 @pytest.mark.single_backend
@@ -74,7 +88,8 @@ def test_num_tokens_and_cost_accepts_a_correct_answer():
 
 
 def test_conv_kernel_to_dense_reference_matches_keras_layers():
-    """The checker's notion of 'correct' is what makes a Dense layer equal a strided Conv2D."""
+    """Section 3's conversion (the loops above) is what makes a Dense layer equal a strided
+    Conv2D; the tests of Exercise 2 build on it."""
     rng = np.random.default_rng(0)
     p, c, d = 4, 3, 5
     images = rng.standard_normal((2, 8, 12, c)).astype("float32")
@@ -83,6 +98,34 @@ def test_conv_kernel_to_dense_reference_matches_keras_layers():
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in conv.weights)
     got = patchify_loops(images, p) @ conv_kernel_to_dense_loops(kernel) + bias
     np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_torch_kernel_to_dense_reference_is_a_channels_first_convolution():
+    """What the checker calls right: patchify(images) @ dense equals a channels-first
+    convolution with kernel = stride = P computed by loops, and equals Keras' Conv2D when the
+    PyTorch weight is Keras' kernel with its axes moved to (D, C, P, P)."""
+    rng = np.random.default_rng(1)
+    p, c, d = 3, 2, 5
+    images = rng.standard_normal((1, 6, 9, c)).astype("float32")
+    weight = rng.standard_normal((d, c, p, p)).astype("float32")
+    want = np.zeros((1, 2 * 3, d), "float32")
+    for gy in range(2):
+        for gx in range(3):
+            window = images[0, gy * p:(gy + 1) * p, gx * p:(gx + 1) * p]  # (P, P, C)
+            for out in range(d):
+                want[0, gy * 3 + gx, out] = sum(weight[out, ch, y, x] * window[y, x, ch]
+                                                for ch in range(c) for y in range(p)
+                                                for x in range(p))
+    solution = nb01._torch_to_dense(weight)
+    np.testing.assert_allclose(patchify_loops(images, p) @ solution, want, atol=1e-4)
+    np.testing.assert_array_equal(solution, torch_kernel_to_dense_loops(weight))
+
+    conv = keras.layers.Conv2D(d, p, strides=p, use_bias=False)
+    keras_out = keras.ops.convert_to_numpy(conv(images)).reshape(1, -1, d)
+    kernel = keras.ops.convert_to_numpy(conv.weights[0])  # (P, P, C, D)
+    as_torch = kernel.transpose(3, 2, 0, 1)  # (D, C, P, P), PyTorch's order
+    np.testing.assert_allclose(patchify_loops(images, p) @ nb01._torch_to_dense(as_torch),
+                               keras_out, atol=1e-4)
 
 
 # --------------------------------------------------------------------------------------
@@ -135,13 +178,23 @@ def test_patchify_names_each_mistake(wrong, name, words):
 
 @pytest.mark.single_backend
 @pytest.mark.parametrize("wrong, name", [
-    (lambda k: conv_kernel_to_dense_loops(k).T, "transposed_output"),
-    (lambda k: np.moveaxis(k, 2, 0).reshape(-1, k.shape[-1]), "channels_first"),
-    (lambda k: conv_kernel_to_dense_loops(np.swapaxes(k, 0, 1)), "rows_columns_swapped"),
+    (lambda w: w.reshape(-1, w.shape[-1]), "keras_layout"),  # Section 3's answer, unchanged
+    (lambda w: np.reshape(w, (-1, w.shape[0])), "reshape_only"),
+    (lambda w: np.moveaxis(w, 0, -1).reshape(-1, w.shape[0]), "channels_first"),
+    (lambda w: torch_kernel_to_dense_loops(w).T, "transposed_output"),
+    (lambda w: torch_kernel_to_dense_loops(np.swapaxes(w, 2, 3)), "rows_columns_swapped"),
 ])
-def test_conv_kernel_to_dense_names_each_mistake(wrong, name):
-    feedback = nb01.check_conv_kernel_to_dense(wrong, seed=6)
+def test_torch_kernel_to_dense_names_each_mistake(wrong, name):
+    feedback = nb01.check_torch_kernel_to_dense(wrong, seed=6)
     assert not feedback.passed and feedback.mistake == name, feedback.message
+
+
+@pytest.mark.single_backend
+def test_section_3_answer_pasted_unchanged_fails_exercise_2():
+    """The transfer cannot be solved by pasting Section 3's `kernel.reshape(-1, D)`."""
+    for seed in range(5):
+        feedback = nb01.check_torch_kernel_to_dense(lambda k: k.reshape(-1, k.shape[-1]), seed=seed)
+        assert not feedback.passed and feedback.mistake == "keras_layout", feedback.message
 
 
 @pytest.mark.single_backend
@@ -170,13 +223,14 @@ def test_an_unknown_mistake_gets_a_general_message():
 
 @pytest.mark.single_backend
 def test_a_wrong_shape_is_reported():
-    feedback = nb01.check_conv_kernel_to_dense(lambda k: k.reshape(k.shape[0], -1), seed=9)
+    feedback = nb01.check_torch_kernel_to_dense(lambda w: w.reshape(w.shape[0], w.shape[1], -1),
+                                                seed=9)
     assert not feedback.passed and feedback.mistake is None
     assert "wrong shape" in feedback.message
 
 
 @pytest.mark.single_backend
-@pytest.mark.parametrize("checker", [nb01.check_patchify, nb01.check_conv_kernel_to_dense,
+@pytest.mark.parametrize("checker", [nb01.check_patchify, nb01.check_torch_kernel_to_dense,
                                      nb01.check_num_tokens_and_cost])
 def test_none_errors_and_stubs_are_reported(checker):
     def returns_none(*args):
@@ -333,21 +387,55 @@ def test_patchify_rect_stub_is_not_written_yet():
 
 
 # --------------------------------------------------------------------------------------
-# Exercise 6 (interpret): one attention layer vs stacked 3x3 convolutions
+# Exercise 6 (predict-then-run): reach of 5x5 convolutions and of attention on a 28x28 grid
 # --------------------------------------------------------------------------------------
 
 
+def layers_to_reach(grid, kernel):
+    """Written independently: the set of grid positions that depend on the far corner grows by
+    a (kernel x kernel) window per layer (a boolean dilation in NumPy); count the layers until
+    it contains patch 0."""
+    reach = np.zeros((grid, grid), bool)
+    reach[-1, -1] = True
+    r, layers = kernel // 2, 0
+    while not reach[0, 0]:
+        padded = np.pad(reach, r)
+        reach = np.zeros_like(reach)
+        for dy in range(kernel):
+            for dx in range(kernel):
+                reach |= padded[dy:dy + grid, dx:dx + grid]
+        layers += 1
+    return layers
+
+
+def test_conv_reach_measurement_matches_the_receptive_field():
+    assert layers_to_reach(28, 5) == 14 == nb01.measure_conv_reach(28, 5)
+    assert nb01.measure_conv_reach(14, 3) == layers_to_reach(14, 3) == 13  # the FAQ's count
+
+
+def test_attention_reach_is_one_layer():
+    assert nb01.measure_attention_reach(28) == 1
+
+
 @pytest.mark.single_backend
-def test_locality_answer_right_wrong_and_unanswered():
-    assert nb01.check_locality_answer("c").passed
-    assert nb01.check_locality_answer(" C ").passed
-    hints = {"a": "RANDOM", "b": "patch size", "d": "notebook 08"}
-    for letter, words in hints.items():
-        feedback = nb01.check_locality_answer(letter)
-        assert not feedback.passed and feedback.mistake == letter, feedback.message
-        assert words in feedback.message
-    assert "not answered yet" in nb01.check_locality_answer(None).message
-    assert nb01.check_locality_answer("e").mistake == "not_an_option"
+def test_reach_predictions_right_wrong_and_unanswered():
+    assert nb01.check_conv_reach_prediction(14).passed
+    assert nb01.check_attention_reach_prediction(1).passed
+    conv_slips = {13: "kept_faq", 27: "one_per_patch", 26: "doubled_faq", 7: "old_grid",
+                  28: "grid_side"}
+    for wrong, name in conv_slips.items():
+        feedback = nb01.check_conv_reach_prediction(wrong)
+        assert not feedback.passed and feedback.mistake == name, feedback.message
+    attention_slips = {14: "like_conv", 13: "kept_faq_conv", 27: "one_per_patch", 2: "two",
+                       0: "zero"}
+    for wrong, name in attention_slips.items():
+        feedback = nb01.check_attention_reach_prediction(wrong)
+        assert not feedback.passed and feedback.mistake == name, feedback.message
+    for checker in (nb01.check_conv_reach_prediction, nb01.check_attention_reach_prediction):
+        assert "not answered yet" in checker(None).message
+        assert checker("14").mistake == "not_a_number"
+    other = nb01.check_conv_reach_prediction(15)
+    assert not other.passed and other.mistake is None
 
 
 def test_thirteen_3x3_convolutions_connect_opposite_corners_of_a_14x14_grid():

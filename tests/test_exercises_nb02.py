@@ -84,6 +84,108 @@ def test_softmax_without_max_subtraction_overflows():
     assert "Subtract the maximum" in fb.message
 
 
+# ---------------------------------------------------------------- Exercise 1: masked softmax
+
+def masked_softmax(x, mask, axis=-1):
+    """Written independently: loop over the lanes along ``axis``; a lane with no allowed entry
+    gives zeros."""
+    x, mask = np.asarray(x, float), np.asarray(mask, bool)
+    xs, ms = np.moveaxis(x, axis, -1), np.moveaxis(mask, axis, -1)
+    out = np.zeros_like(xs)
+    for idx in np.ndindex(xs.shape[:-1]):
+        allowed = ms[idx]
+        if allowed.any():
+            e = np.exp(xs[idx][allowed] - xs[idx][allowed].max())
+            out[idx][allowed] = e / e.sum()
+    return np.moveaxis(out, -1, axis)
+
+
+def masked_softmax_keras_ops(x, mask, axis=-1):
+    scores = ops.where(mask, ops.convert_to_tensor(np.asarray(x, "float32")), -1e9)
+    w = ops.softmax(scores, axis=axis) * ops.cast(mask, "float32")  # zeros where blocked
+    total = ops.sum(w, axis=axis, keepdims=True)
+    return ops.convert_to_numpy(ops.where(total > 0, w / ops.maximum(total, 1e-30), 0.0))
+
+
+def test_masked_softmax_solutions_pass():
+    for solution in (masked_softmax, masked_softmax_keras_ops):
+        fb = nb02.check_masked_softmax(solution)
+        assert fb.passed and fb.mistake is None, fb.message
+    assert "fully blocked row" in nb02.check_masked_softmax(masked_softmax).message
+
+
+def test_masked_softmax_reference_is_the_loops():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 4, 5))
+    mask = rng.random((3, 4, 5)) < 0.5
+    for axis in (0, 1, 2, -1):
+        np.testing.assert_allclose(nb02.reference_masked_softmax(x, mask, axis),
+                                   masked_softmax(x, mask, axis), atol=1e-12)
+
+
+def _with(prepare, finish=None, shift=True):
+    """A masked softmax along ``axis`` built the usual ways: ``prepare`` the scores, exponentiate
+    (after subtracting the max along axis when ``shift``), then ``finish``."""
+    def fn(x, m, axis=-1):
+        s = prepare(np.asarray(x, float), np.asarray(m, bool))
+        e = np.exp(s - np.max(s, axis=axis, keepdims=True)) if shift else np.exp(s)
+        return finish(e, m, axis) if finish else e / np.sum(e, axis=axis, keepdims=True)
+    return fn
+
+
+MASKED_SOFTMAX_MISTAKES = {
+    "nan_on_empty_row": _with(lambda x, m: np.where(m, x, -np.inf)),
+    "uniform_on_empty_row": _with(lambda x, m: np.where(m, x, -1e9)),
+    "blocked_max": _with(lambda x, m: x, lambda e, m, axis: e * m / np.sum(e * m, axis=axis,
+                                                                           keepdims=True)),
+    "overflow": _with(lambda x, m: x, lambda e, m, axis: e * m / np.sum(e * m, axis=axis,
+                                                                        keepdims=True),
+                      shift=False),
+    "mask_ignored": lambda x, m, axis=-1: softmax(x, axis=axis),
+    "mask_inverted": lambda x, m, axis=-1: masked_softmax(x, ~np.asarray(m, bool), axis),
+    "mask_after_softmax": lambda x, m, axis=-1: softmax(x, axis=axis) * m,
+    "mask_multiplied": lambda x, m, axis=-1: softmax(x * m, axis=axis),
+    "ignored_axis": lambda x, m, axis=-1: masked_softmax(x, m, -1),
+    "first_axis": lambda x, m, axis=-1: masked_softmax(x, m, 0),
+    "no_normalisation": lambda x, m, axis=-1: np.where(m, np.exp(x), 0.0),
+    "sum_over_everything": lambda x, m, axis=-1: np.where(m, np.exp(x), 0.0) / np.sum(
+        np.where(m, np.exp(x), 0.0)),
+    "no_keepdims": lambda x, m, axis=-1: np.where(m, np.exp(x), 0.0) / np.sum(
+        np.where(m, np.exp(x), 0.0), axis=axis),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MASKED_SOFTMAX_MISTAKES))
+def test_masked_softmax_mistakes_get_their_hint(name):
+    with np.errstate(all="ignore"):
+        fb = nb02.check_masked_softmax(MASKED_SOFTMAX_MISTAKES[name])
+    assert not fb.passed and fb.mistake == name, fb.message
+    assert fb.message.startswith("❌ masked_softmax:")
+
+
+def test_masked_softmax_global_max_and_stub():
+    def global_max(x, m, axis=-1):
+        s = np.where(m, x, -np.inf)
+        e = np.where(m, np.exp(s - s.max()), 0.0)
+        total = e.sum(axis=axis, keepdims=True)
+        return e / np.where(total > 0, total, 1.0)
+
+    with np.errstate(all="ignore"):
+        fb = nb02.check_masked_softmax(global_max)
+    assert not fb.passed and fb.mistake == "global_max", fb.message
+
+    def stub(x, mask, axis=-1):
+        raise NotImplementedError("Exercise: write it")
+
+    assert "not written yet" in nb02.check_masked_softmax(stub).message
+
+
+def test_step_2_softmax_pasted_unchanged_fails_exercise_1():
+    """Exercise 1 cannot be solved by pasting Step 2's softmax (it takes no mask)."""
+    fb = nb02.check_masked_softmax(lambda x, mask, axis=-1: softmax(x, axis=axis))
+    assert not fb.passed and fb.mistake == "mask_ignored", fb.message
+
+
 def test_attention_solution_passes():
     fb = nb02.check_attention(attention)
     assert fb.passed and fb.mistake is None, fb.message
@@ -246,11 +348,41 @@ def test_local_mask_rejects_a_causal_mask_and_reports_stubs():
 
 # ---------------------------------------------------------------- Exercise 5: interpret
 
-def test_scaling_answer_right_wrong_and_unanswered():
-    assert nb02.check_scaling_answer("b").passed
-    hints = {"a": "order", "c": "Overflow", "d": "postpone"}
+def test_jacobian_answer_right_wrong_and_unanswered():
+    right = nb02.check_jacobian_answer("c")
+    assert right.passed and "0.242" in right.message
+    hints = {"a": "same draw", "b": "keeps their order", "d": "does not depend on d",
+             "e": "contradicts"}
     for letter, words in hints.items():
-        fb = nb02.check_scaling_answer(letter.upper())
+        fb = nb02.check_jacobian_answer(letter.upper())
         assert not fb.passed and fb.mistake == letter, fb.message
-        assert words in fb.message
-    assert "not answered yet" in nb02.check_scaling_answer(None).message
+        assert words in fb.message and nb02.JACOBIAN_OPTIONS[letter] in fb.message
+    assert "not answered yet" in nb02.check_jacobian_answer(None).message
+    assert nb02.check_jacobian_answer("f").mistake == "not_an_option"
+
+
+def _jacobian_norm(p):
+    """Frobenius norm of d softmax / d scores for weights p (n,), by finite differences."""
+    n, eps = len(p), 1e-6
+    s = np.log(p)
+    cols = []
+    for j in range(n):
+        bumped = s.copy()
+        bumped[j] += eps
+        cols.append((softmax(bumped) - softmax(s)) / eps)
+    return float(np.linalg.norm(np.stack(cols, axis=1)))
+
+
+def test_the_jacobian_is_small_for_flat_and_for_one_hot_weights():
+    """The fact behind Exercise 5's answer, measured independently with finite differences:
+    flat weights (all scores equal) give sqrt(15) / 16 = 0.242 for 16 keys; scores of spread 2
+    give more; scores of spread 16 (nearly one-hot) give much less."""
+    flat = _jacobian_norm(np.full(16, 1 / 16))
+    assert abs(flat - nb02.jacobian_norm_uniform()) < 1e-4
+    assert f"{flat:.3f}" == "0.242"
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 16))
+    mean_norm = {std: np.mean([_jacobian_norm(softmax(row * std)) for row in z])
+                 for std in (1.0, 2.0, 16.0)}
+    assert flat < mean_norm[1.0] < mean_norm[2.0]
+    assert mean_norm[16.0] < flat

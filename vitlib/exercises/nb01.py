@@ -3,8 +3,11 @@
 - :func:`check_patchify`: ``patchify(images, patch_size)``, images (batch, H, W, C) ->
   patches (batch, tokens, patch_size*patch_size*C), row-major patch order, each patch
   flattened row by row with the channels last (the layout of :func:`vitlib.extract_patches`).
-- :func:`check_conv_kernel_to_dense`: ``conv_kernel_to_dense(kernel)``, a Conv2D kernel
-  (P, P, C, D) -> the Dense kernel (P*P*C, D) that computes the same patch embedding.
+- :func:`check_torch_kernel_to_dense` (transfer): ``torch_kernel_to_dense(weight)``, a PyTorch
+  (timm) patch-embedding weight (D, C, P, P) -> the Dense kernel (P*P*C, D) whose rows follow
+  patchify's (row, column, channel) order; the Keras answer of Section 3
+  (``kernel.reshape(-1, D)``), a plain reshape, channels-first rows, a transposed result and
+  swapped pixel axes each get their own hint.
 - :func:`check_num_tokens_and_cost`: ``num_tokens_and_cost(image_size, patch_size)`` ->
   ``(tokens, pairs)``: the patch tokens plus the class token, and the number of
   query-key pairs self-attention scores (tokens squared).
@@ -16,17 +19,21 @@
   (batch, H, W, C) -> (batch, (H/patch_h)*(W/patch_w), patch_h*patch_w*C): rectangular patches,
   row-major, each flattened (row, column, channel); patch_h != patch_w in every case, so
   Exercise 1's square ``patchify`` fails.
-- :func:`check_locality_answer` (interpret): ``answer``, one letter 'a'-'d', about the FAQ's
-  measurement (one attention layer vs stacked 3x3 convolutions); right: 'c'.
+- :func:`check_conv_reach_prediction` and :func:`check_attention_reach_prediction`
+  (predict-then-run): ``prediction``, a whole number: how many stacked 5x5 convolutions (14), and
+  how many self-attention layers (1), before the token of patch 0 of a 28x28 grid (a 224x224
+  photo in 8x8 patches) depends on the opposite corner patch; both measured by stacking real
+  Keras layers. The FAQ's 13, one layer per patch of distance, the 14x14 grid's answer and the
+  grid side get their own hints.
 
-The prediction and multiple-choice checkers read None as "not answered yet".
+The prediction checkers read None as "not answered yet".
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._core import Feedback, Mistake, check, choose, compare_prediction
+from ._core import Feedback, Mistake, check, compare_prediction
 
 # --------------------------------------------------------------------------------------
 # Exercise 1: patchify
@@ -135,46 +142,69 @@ def check_patchify(patchify, seed: int | None = None) -> Feedback:
 
 
 # --------------------------------------------------------------------------------------
-# Exercise 2: conv_kernel_to_dense
+# Exercise 2 (transfer): a PyTorch (timm) patch-embedding kernel as the Dense kernel E
 # --------------------------------------------------------------------------------------
 
 
-def _conv_to_dense(kernel):
-    return kernel.reshape(-1, kernel.shape[-1])
+def _torch_to_dense(weight):
+    """Reference: PyTorch's Conv2d weight (D, C, P, P) -> the Dense kernel (P*P*C, D) whose rows
+    follow patchify's (row, column, channel) order."""
+    return weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
 
 
-CONV_MISTAKES = (
+TORCH_MISTAKES = (
+    Mistake(
+        "keras_layout",
+        lambda w: w.reshape(-1, w.shape[-1]),
+        "you treated the weight as a Keras Conv2D kernel (P, P, C, D), as in Section 3 "
+        "(`kernel.reshape(-1, D)`). A PyTorch (timm) weight is (D, C, P, P): the output axis comes "
+        "first and the channels before the pixels. Move the axes to (row, column, channel, "
+        "output) first, `weight.transpose(2, 3, 1, 0)`, then reshape to (P*P*C, D).",
+    ),
+    Mistake(
+        "reshape_only",
+        lambda w: w.reshape(-1, w.shape[0]),
+        "the shape is right, but a reshape does not move axes: it cuts the weight's memory order "
+        "(output, channel, row, column) into rows of D numbers, so every column mixes pieces of "
+        "several filters. Move the axes with a transpose first, then reshape.",
+    ),
+    Mistake(
+        "channels_first",
+        lambda w: w.reshape(w.shape[0], -1).T,
+        "each column is one filter, good, but its rows follow (channel, row, column), PyTorch's "
+        "order. patchify flattens a patch as (row, column, channel), so the rows of the Dense "
+        "kernel must follow that order: move the channel axis after the two pixel axes, "
+        "`weight.transpose(2, 3, 1, 0)`.",
+    ),
     Mistake(
         "transposed_output",
-        lambda k: k.reshape(-1, k.shape[-1]).T,
+        lambda w: _torch_to_dense(w).T,
         "your matrix is (D, P*P*C), the transpose of what is needed. A Keras Dense kernel "
         "is (inputs, outputs): tokens = patches @ kernel, so it must be (P*P*C, D).",
     ),
     Mistake(
-        "channels_first",
-        lambda k: k.transpose(2, 0, 1, 3).reshape(-1, k.shape[-1]),
-        "you flattened the kernel channels-first (C, P, P). The patches are flattened as "
-        "(row, column, channel), so the rows of the Dense kernel must follow the same order: "
-        "the Conv2D kernel (P, P, C, D) is already in that order.",
-    ),
-    Mistake(
         "rows_columns_swapped",
-        lambda k: k.transpose(1, 0, 2, 3).reshape(-1, k.shape[-1]),
-        "you swapped the kernel's row and column axes, so each filter is transposed and would "
-        "meet the wrong pixels. Keep the axes in the order (row, column, channel, output).",
+        lambda w: w.transpose(3, 2, 1, 0).reshape(-1, w.shape[0]),
+        "you swapped the row and column axes of each filter (PyTorch's last two axes are (row, "
+        "column)), so each filter is transposed and would meet the wrong pixels. The axes must "
+        "come out as (row, column, channel, output): `weight.transpose(2, 3, 1, 0)`.",
     ),
 )
 
 
-def _conv_case(rng):
-    p, c, d = int(rng.integers(2, 5)), int(rng.integers(2, 4)), int(rng.integers(2, 6))
-    return (rng.standard_normal((p, p, c, d)).astype("float32"),)
+def _torch_case(rng):
+    """Sizes chosen so that every mistake has its own shape or values: C != P, and D differs
+    from P, C and P*P*C."""
+    p = int(rng.integers(2, 5))
+    c = int(rng.choice([v for v in (2, 3) if v != p]))
+    d = int(rng.choice([v for v in (5, 6, 7) if v not in (p, c, p * p * c)]))
+    return (rng.standard_normal((d, c, p, p)).astype("float32"),)
 
 
-def check_conv_kernel_to_dense(conv_kernel_to_dense, seed: int | None = None) -> Feedback:
-    """Check ``conv_kernel_to_dense(kernel)``: (P, P, C, D) -> (P*P*C, D)."""
-    return check(conv_kernel_to_dense, _conv_to_dense, _conv_case, CONV_MISTAKES,
-                 title="conv_kernel_to_dense", seed=seed)
+def check_torch_kernel_to_dense(torch_kernel_to_dense, seed: int | None = None) -> Feedback:
+    """Check ``torch_kernel_to_dense(weight)``: PyTorch's (D, C, P, P) -> the Dense (P*P*C, D)."""
+    return check(torch_kernel_to_dense, _torch_to_dense, _torch_case, TORCH_MISTAKES,
+                 title="Exercise 2 (torch_kernel_to_dense)", seed=seed)
 
 
 # --------------------------------------------------------------------------------------
@@ -395,36 +425,119 @@ def check_patchify_rect(patchify_rect, seed: int | None = None) -> Feedback:
 
 
 # --------------------------------------------------------------------------------------
-# Exercise 6 (interpret): what the locality measurement shows
+# Exercise 6 (predict-then-run): the reach of convolutions and of attention on a 28x28 grid
 # --------------------------------------------------------------------------------------
 
-LOCALITY_OPTIONS = {
-    "a": ("The layers here have RANDOM weights, so the measurement says nothing about what a "
-          "trained ViT does. It shows what one attention layer CAN do: every token may take "
-          "from every patch. Whether trained heads do look far is measured in notebook 07 "
-          "(mean attention distance)."),
-    "b": ("Reach does not come from the patch size: at P = 16 a 3x3 convolution on the token "
-          "grid still needed 13 layers to connect patch 0 with patch 195, while one attention "
-          "layer connected them at once. Attention links every pair of tokens whatever P is; P "
-          "only sets how finely the image is cut (and how many tokens there are)."),
-    "c": "",  # the right answer
-    "d": ("The measurement is about reach, not accuracy. A CNN's locality is a useful prior "
-          "(inductive bias) with little data: notebook 08 measures the CNN ahead of the ViT on "
-          "Fashion-MNIST at the same size."),
-}
+REACH = {"image_size": 224, "patch_size": 8, "kernel": 5}  # 8x8 patches: a 28x28 grid
 
 
-def check_locality_answer(answer) -> Feedback:
-    """The FAQ's measurement: after one attention layer, the token of patch 0 changed when only
-    patch 195 changed; after one 3x3 convolution it did not, and 13 stacked 3x3 convolutions were
-    needed. Right answer: (c)."""
-    return choose(answer, options=LOCALITY_OPTIONS, correct="c", title="Exercise 6 (locality)",
-                  why="One attention layer can move information between any two patches; a 3x3 "
-                      "convolution moves it one patch per layer, so 13 layers to cross the 14x14 "
-                      "grid. With random weights this shows the reach, not what a trained model "
-                      "uses: notebook 07 measures that.")
+def measure_conv_reach(grid: int = 28, kernel: int = 5, max_layers: int = 100) -> int:
+    """Stack ``kernel`` x ``kernel`` Keras Conv2D layers (padding "same") on a ``grid`` x ``grid``
+    map until the output at patch 0 (top left) depends on the opposite corner patch; return the
+    number of layers. The map is 0 except a 1 at the far corner and every weight is 1, so the
+    output at patch 0 is non-zero exactly when the far corner is inside its receptive field
+    (random weights could cancel by chance)."""
+    import keras
+
+    x = np.zeros((1, grid, grid, 1), "float32")
+    x[0, -1, -1, 0] = 1.0  # the far corner: patch grid * grid - 1
+    layers = 0
+    while x[0, 0, 0, 0] == 0:
+        if layers == max_layers:
+            raise RuntimeError(f"patch 0 not reached after {max_layers} layers")
+        conv = keras.layers.Conv2D(1, kernel, padding="same", use_bias=False,
+                                   kernel_initializer="ones")
+        x = keras.ops.convert_to_numpy(conv(x))
+        layers += 1
+    return layers
 
 
-__all__ = ["check_conv_kernel_to_dense", "check_embedding_params_prediction",
-           "check_locality_answer", "check_num_tokens_and_cost", "check_patchify",
-           "check_patchify_rect", "measure_embedding_params"]
+def measure_attention_reach(grid: int = 28, dim: int = 8, max_layers: int = 5) -> int:
+    """Stack ``vitlib.MultiHeadSelfAttention`` layers (random weights) on ``grid * grid`` random
+    tokens until the output of token 0 changes when only the last token changes; return the
+    number of layers."""
+    import keras
+
+    from vitlib.attention import MultiHeadSelfAttention
+
+    tokens = np.random.default_rng(0).standard_normal((1, grid * grid, dim)).astype("float32")
+    changed = tokens.copy()
+    changed[0, -1] += 1.0  # new content in the far corner's token only
+    a, b, layers = tokens, changed, 0
+    while np.all(keras.ops.convert_to_numpy(a)[0, 0] == keras.ops.convert_to_numpy(b)[0, 0]):
+        if layers == max_layers:
+            raise RuntimeError(f"token 0 unchanged after {max_layers} layers")
+        layer = MultiHeadSelfAttention(num_heads=1)
+        a, b, layers = layer(a), layer(b), layers + 1
+    return layers
+
+
+def check_conv_reach_prediction(prediction) -> Feedback:
+    """Predicted number of stacked 5x5 convolutions before patch 0 of a 28x28 grid depends on the
+    opposite corner (27 patches away in both directions): ceil(27 / 2) = 14, measured."""
+    s, p, k = REACH["image_size"], REACH["patch_size"], REACH["kernel"]
+    g = s // p
+    measured = measure_conv_reach(g, k)
+    step, far = k // 2, g - 1
+    mistakes = [
+        ("kept_faq", 13,
+         f"13 is the FAQ's count, for 3x3 convolutions on the 14x14 grid (and also {far} / {step} "
+         f"rounded down). Here the corners are {far} patches apart and a {k}x{k} window reaches "
+         f"{step} patches further each layer: 13 layers reach 26, one short; 14 reach 28."),
+        ("one_per_patch", far,
+         f"{far} is the distance in patches: one layer per patch is the 3x3 rule. A {k}x{k} window "
+         f"reaches {step} patches to each side, so each layer covers {step} patches of the "
+         f"distance: {far} / {step} = {far / step:g}, rounded up."),
+        ("doubled_faq", 26,
+         "26 doubles the FAQ's 13 because the grid doubled. But 13 was for 3x3 windows, one "
+         f"patch per layer; a {k}x{k} window covers {step} per layer. (And the corners are "
+         f"{far} patches apart, not 26.)"),
+        ("old_grid", 7,
+         f"7 is the count for {k}x{k} convolutions on the FAQ's 14x14 grid (13 / {step}, rounded "
+         f"up). With {p}x{p} patches the grid is {g}x{g}: the corners are {far} patches apart."),
+        ("grid_side", g,
+         f"{g} is the side of the grid; the corners are {g} - 1 = {far} patches apart, and a "
+         f"{k}x{k} convolution covers {step} of them per layer."),
+    ]
+    why = (f"With {p}x{p} patches the 224x224 photo is a {g}x{g} grid; patch 0 and the opposite "
+           f"corner are {far} patches apart in both directions. A {k}x{k} window reaches {step} "
+           f"patches to each side, so the receptive field grows by {step} patches a layer: "
+           f"{far} / {step} = {far / step:g}, rounded up to {-(-far // step)}.")
+    return compare_prediction(prediction, measured, unit="layers", why=why, mistakes=mistakes,
+                              title=f"Exercise 6 ({k}x{k} convolutions on a {g}x{g} grid)")
+
+
+def check_attention_reach_prediction(prediction) -> Feedback:
+    """Predicted number of self-attention layers before token 0 of a 28x28 grid depends on the
+    opposite corner: 1, measured with random weights."""
+    g = REACH["image_size"] // REACH["patch_size"]
+    measured = measure_attention_reach(g)
+    mistakes = [
+        ("like_conv", 14,
+         "14 is the count for 5x5 convolutions. Attention has no window: in one layer every "
+         "query scores every key, so token 0 takes from the far corner at once."),
+        ("kept_faq_conv", 13,
+         "13 is the FAQ's count for 3x3 convolutions. Attention has no window: in one layer "
+         "every query scores every key."),
+        ("one_per_patch", g - 1,
+         f"{g - 1} is the distance in patches. Attention does not move information one patch at "
+         "a time: every query scores every key in every layer."),
+        ("two", 2,
+         "One layer is enough: every query scores every key, including the farthest one, and "
+         "takes a share of its value."),
+        ("zero", 0,
+         "Before any attention layer, token 0 is patch 0 alone: the patch embedding is local "
+         "(Step 6). One attention layer is needed, and enough."),
+    ]
+    why = (f"Attention has no window: every query scores all {g * g} keys of the {g}x{g} grid, "
+           "however far, so one layer connects any two patches, whatever the patch size. What "
+           "grows with the grid is the cost: (tokens)^2 pairs per layer, Section 2.")
+    return compare_prediction(prediction, measured, unit="layer(s)",
+                              why=why, mistakes=mistakes,
+                              title=f"Exercise 6 (attention layers on a {g}x{g} grid)")
+
+
+__all__ = ["check_attention_reach_prediction", "check_conv_reach_prediction",
+           "check_embedding_params_prediction", "check_num_tokens_and_cost", "check_patchify",
+           "check_patchify_rect", "check_torch_kernel_to_dense", "measure_attention_reach",
+           "measure_conv_reach", "measure_embedding_params"]

@@ -1,6 +1,14 @@
 """Checkers for notebook 02 (attention as a soft dictionary).
 
-- :func:`check_softmax`: ``softmax(x, axis=-1)`` in NumPy.
+- :func:`check_masked_softmax` (Exercise 1): ``masked_softmax(x, mask, axis=-1)`` in NumPy:
+  ``mask`` (booleans, the shape of ``x``, True = allowed); blocked entries get exactly 0, the
+  allowed ones softmax weights summing to 1 along ``axis``, and a lane in which every entry is
+  blocked all zeros (not nan). Stable for scores near 1000 (also when a blocked entry is far
+  above the allowed ones). Recognised: the mask ignored, inverted, applied after the softmax or
+  multiplied into the scores; the usual softmax slips (axis, normalisation, keepdims, overflow,
+  a global max); nan and uniform weights on a fully blocked row (the -inf and the -1e9 recipe).
+- :func:`check_softmax`: ``softmax(x, axis=-1)`` in NumPy, without a mask (the former
+  Exercise 1, which Step 2's cell answered; kept for ``tools/careless.py``).
 - :func:`check_attention`: ``attention(q, k, v, mask)`` for one sequence with a mask:
   q (queries, d), k (keys, d), v (keys, d_v), mask (queries, keys) booleans, True = may attend
   -> (queries, d_v): Vaswani et al. 2017, Eq. 1, with blocked scores set to -inf (or a large
@@ -11,8 +19,10 @@
 - :func:`check_local_mask` (transfer): ``local_mask(grid_h, grid_w, radius)`` -> (N, N)
   booleans (0/1 accepted), N = grid_h * grid_w patches numbered row by row, True where the key
   patch is at most ``radius`` rows and ``radius`` columns from the query patch; non-square grids.
-- :func:`check_scaling_answer` (interpret): ``answer``, one letter 'a'-'d', about Step 6's
-  table (why divide by sqrt(d)); right: 'b'.
+- :func:`check_jacobian_answer` (interpret): ``answer``, one letter 'a'-'e': why, in Step 6's
+  table, the softmax's Jacobian norm at d = 4 is larger without scaling (0.319) than with it
+  (0.296); right: 'c' (the gradient is small for flat and for one-hot weights, largest in
+  between). Each wrong choice gets its own explanation.
 
 The prediction and multiple-choice checkers read None as "not answered yet".
 """
@@ -117,6 +127,194 @@ def check_softmax(softmax) -> Feedback:
             return Feedback(False, "❌ softmax: correct on ordinary scores, but wrong on scores "
                                    f"near ±1000 along axis {axis}.")
     return Feedback(True, "✅ softmax: correct on 6 random cases and stable for large scores.")
+
+
+# ---------------------------------------------------------------- Exercise 1: masked softmax
+
+def reference_masked_softmax(x, mask, axis=-1):
+    """softmax of ``x`` along ``axis`` over the entries where ``mask`` is True; blocked entries
+    get exactly 0, and a lane in which every entry is blocked gets all zeros (not nan)."""
+    x, mask = np.asarray(x, dtype=np.float64), np.asarray(mask, dtype=bool)
+    blocked = np.where(mask, x, -np.inf)
+    top = blocked.max(axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)  # a fully blocked lane: its max is -inf
+    e = np.where(mask, np.exp(blocked - top), 0.0)
+    total = e.sum(axis=axis, keepdims=True)
+    return e / np.where(total > 0, total, 1.0)
+
+
+def _masked_cases():
+    """Like the softmax cases (square first, then 3-D along every axis), each with a mask in
+    which every lane along ``axis`` has at least one allowed and one blocked entry."""
+    plan = iter([("square", -1), ("cube", -1), ("cube", 0), ("cube", 1), ("cube", -2),
+                 ("rows", -1)])
+
+    def make_case(rng):
+        kind, axis = next(plan)
+        shape = {"square": (4, 4), "cube": (2, 3, 5), "rows": (3, 7)}[kind]
+        lanes = np.moveaxis(rng.random(shape) < 0.6, axis, -1).copy()
+        flat = lanes.reshape(-1, lanes.shape[-1])
+        for row in flat:  # one allowed and one blocked entry in every lane, at random places
+            allowed, blocked = rng.choice(len(row), size=2, replace=False)
+            row[allowed], row[blocked] = True, False
+        mask = np.moveaxis(flat.reshape(lanes.shape), -1, axis)
+        return rng.normal(0, 2, size=shape), mask, axis
+
+    return make_case
+
+
+def _ms(x, mask, axis=-1, *, use_mask=True, after=False, multiply=False, normalise="axis",
+        keepdims=True, shift=True):
+    """The masked softmax with one usual slip switched on (for the Mistakes below); ``shift``:
+    the max along ``axis`` subtracted first (as in Step 2's softmax) or not."""
+    x, mask = np.asarray(x, np.float64), np.asarray(mask, bool)
+    if multiply:
+        return reference_softmax(x * mask, axis=axis)
+    if after:
+        return reference_softmax(x, axis=axis) * mask
+    e = np.exp(x - x.max(axis=axis, keepdims=True)) if shift else np.exp(x)
+    if use_mask:
+        e = np.where(mask, e, 0.0)
+    if normalise == "none":
+        return e
+    if normalise == "all":
+        return e / e.sum()
+    return e / e.sum(axis=axis, keepdims=keepdims)
+
+
+_MASKED_MISTAKES = [
+    Mistake("mask_ignored", lambda x, m, axis=-1: reference_softmax(x, axis=axis),
+            "your weights ignore the mask: blocked entries still get weight. Set them to -inf "
+            "(or exclude them) BEFORE the softmax: `np.where(mask, x, -np.inf)`."),
+    Mistake("mask_inverted", lambda x, m, axis=-1: reference_masked_softmax(x, ~np.asarray(m, bool), axis),
+            "your mask is the wrong way round: True means 'allowed' (as in vitlib), so keep the "
+            "entries where mask is True and block them where it is False."),
+    Mistake("mask_after_softmax", lambda x, m, axis=-1: _ms(x, m, axis, after=True),
+            "you zeroed the blocked weights AFTER the softmax, so each row no longer sums to 1. "
+            "Block the scores BEFORE the softmax (-inf gives weight 0 and the rest still sums to "
+            "1), or divide by the sum of the allowed entries only."),
+    Mistake("mask_multiplied", lambda x, m, axis=-1: _ms(x, m, axis, multiply=True),
+            "you multiplied the scores by the mask. A blocked score of 0 still gets weight "
+            "e^0 > 0 in the softmax; replace blocked scores by -inf with `np.where`."),
+    Mistake("ignored_axis", lambda x, m, axis=-1: reference_masked_softmax(x, m, axis=-1),
+            "you always normalise over the last axis. Use the `axis` argument in both "
+            "`max`/`sum` calls: `np.sum(e, axis=axis, keepdims=True)`."),
+    Mistake("first_axis", lambda x, m, axis=-1: reference_masked_softmax(x, m, axis=0),
+            "you normalise over axis 0 (down the columns). Pass `axis=axis` to the max and the "
+            "sum."),
+]
+
+
+
+def _slip(kw, shift):
+    return lambda x, m, axis=-1: _ms(x, m, axis, shift=shift, **kw)
+
+
+_SOFTMAX_SLIPS = [
+    ("no_normalisation", {"normalise": "none"},
+     "you return the exponentials without dividing by their sum, so the weights do not sum to 1."),
+    ("sum_over_everything", {"normalise": "all"},
+     "you divide by the sum over the whole array. Sum only along `axis`, so that each row of "
+     "weights sums to 1 on its own."),
+    ("no_keepdims", {"keepdims": False},
+     "the sum lost its axis, so the division broadcast along the wrong axis. Use "
+     "`keepdims=True` in the sum (and in the max)."),
+]
+# each with and without the max subtracted first: both are common
+_MASKED_MISTAKES += [Mistake(name, _slip(kw, shift), hint)
+                     for shift in (True, False) for name, kw, hint in _SOFTMAX_SLIPS]
+
+_MASKED_OVERFLOW_HINT = (
+    "❌ masked_softmax: correct on ordinary scores, but scores near 1000 give nan: exp(1000) "
+    "overflows. Subtract the maximum of the allowed entries first (the result does not change, "
+    "since softmax(x - c) = softmax(x)).")
+_BLOCKED_MAX_HINT = (
+    "❌ masked_softmax: nan (or zeros) when a BLOCKED entry is far larger than the allowed ones "
+    "(scores [0, 1000], the 1000 blocked): you subtracted the max over all entries, blocked ones "
+    "included, so every allowed exp underflows to 0 and the row becomes 0 / 0. Take the max over the "
+    "allowed entries only: set the blocked ones to -inf first.")
+_MASKED_GLOBAL_MAX_HINT = (
+    "❌ masked_softmax: stable when all scores are large, but nan (or zeros) when the rows have "
+    "very different scales ([-1000, 0] and [0, 1000] in one array): you subtracted the maximum of "
+    "the WHOLE array, so a row far below it underflows to 0 / 0. Subtract the max along `axis`, with "
+    "keepdims.")
+_EMPTY_NAN_HINT = (
+    "❌ masked_softmax: right wherever a row has an allowed entry, but a row in which EVERY entry "
+    "is blocked comes out as nan: with -inf everywhere the max is -inf, and -inf - (-inf) is nan "
+    "(or the sum is 0 and you divide 0 / 0). A query with no key it may use must get all zeros: "
+    "replace a max of -inf by 0 before subtracting, and divide only where the sum is > 0 "
+    "(`np.where`).")
+_EMPTY_UNIFORM_HINT = (
+    "❌ masked_softmax: right wherever a row has an allowed entry, but a row in which every entry "
+    "is blocked gets equal weights (1/n each): with a large negative number instead of -inf, the "
+    "blocked scores all tie and the softmax spreads the weight over keys the query may not use. "
+    "Give blocked entries exactly 0 (`np.where(mask, ..., 0.0)`), so that such a row is all "
+    "zeros.")
+
+
+def _run_special(fn, x, mask, axis):
+    """The learner's output on one special case as float64, or the exception it raised."""
+    with np.errstate(all="ignore"):
+        try:
+            return np.asarray(fn(x, mask, axis), dtype=np.float64)
+        except Exception as e:  # reported in plain words by the caller
+            return e
+
+
+def check_masked_softmax(masked_softmax) -> Feedback:
+    """Check ``masked_softmax(x, mask, axis=-1)`` on random arrays, masks and axes; then on large
+    scores (overflow, a huge blocked entry, rows of different scales); then on a fully blocked
+    row, which must come out as zeros (nan and uniform weights each get their own hint)."""
+    fb = check(masked_softmax, reference_masked_softmax, _masked_cases(), _MASKED_MISTAKES,
+               title="masked_softmax", cases=6, seed=2)
+    if not fb:
+        return fb
+    big = np.array([[1000.0, 1001.0, 1002.0], [1001.0, 1000.0, 999.0]])
+    big_mask = np.array([[True, True, False], [False, True, True]])
+    huge_blocked = np.array([[0.0, 1000.0], [5.0, -3.0]])
+    huge_mask = np.array([[True, False], [True, True]])
+    mixed = np.array([[-1000.0, 0.0], [0.0, 1000.0]])
+    mixed_mask = np.ones((2, 2), bool)
+    for x, mask, axis, name, hint in [
+            (big, big_mask, -1, "overflow", _MASKED_OVERFLOW_HINT),
+            (huge_blocked, huge_mask, -1, "blocked_max", _BLOCKED_MAX_HINT),
+            (mixed, mixed_mask, -1, "global_max", _MASKED_GLOBAL_MAX_HINT),
+            (mixed.T.copy(), mixed_mask, 0, "global_max", _MASKED_GLOBAL_MAX_HINT)]:
+        got = _run_special(masked_softmax, x, mask, axis)
+        if isinstance(got, Exception) or got.shape != x.shape or not np.all(np.isfinite(got)):
+            return Feedback(False, hint, mistake=name)
+        if not np.allclose(got, reference_masked_softmax(x, mask, axis), atol=1e-6):
+            if name in ("blocked_max", "global_max"):  # an underflow: zeros instead of nan
+                return Feedback(False, hint, mistake=name)
+            return Feedback(False, "❌ masked_softmax: correct on ordinary scores, but wrong on "
+                                   f"scores near ±1000 along axis {axis}.")
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 2, size=(3, 4))
+    mask = np.array([[True, False, True, True], [False] * 4, [False, True, False, True]])
+    for xs, ms, axis in [(x, mask, -1), (x.T.copy(), mask.T.copy(), 0)]:
+        want = reference_masked_softmax(xs, ms, axis)
+        got = _run_special(masked_softmax, xs, ms, axis)
+        if isinstance(got, Exception):
+            return Feedback(False, f"❌ masked_softmax: your function raised "
+                                   f"{type(got).__name__}: {got} on a fully blocked row.")
+        if got.shape != xs.shape:
+            return Feedback(False, f"❌ masked_softmax: wrong shape on a fully blocked row: got "
+                                   f"{got.shape}, expected {xs.shape}.")
+        empty = ~ms.any(axis=axis)  # the fully blocked lane(s)
+        lane = np.moveaxis(got, axis, -1)[empty]
+        others = np.moveaxis(got, axis, -1)[~empty]
+        if not np.allclose(others, np.moveaxis(want, axis, -1)[~empty], atol=1e-6):
+            return Feedback(False, "❌ masked_softmax: wrong on the rows that have allowed "
+                                   "entries when another row is fully blocked.")
+        if np.any(np.isnan(lane)):
+            return Feedback(False, _EMPTY_NAN_HINT, mistake="nan_on_empty_row")
+        if np.allclose(lane, 1.0 / lane.shape[-1], atol=1e-6):
+            return Feedback(False, _EMPTY_UNIFORM_HINT, mistake="uniform_on_empty_row")
+        if not np.allclose(lane, 0.0, atol=1e-12):
+            return Feedback(False, "❌ masked_softmax: a fully blocked row must be all zeros "
+                                   f"(the query may use no key); yours is {lane.round(3)}.")
+    return Feedback(True, "✅ masked_softmax: correct on 6 random cases, stable for large "
+                          "scores, and all zeros for a fully blocked row.")
 
 
 # ---------------------------------------------------------------- attention
@@ -315,31 +513,52 @@ def check_local_mask(local_mask, seed: int | None = None) -> Feedback:
 
 # ---------------------------------------------------------------- Exercise 5: interpret
 
-SCALING_OPTIONS = {
-    "a": ("Dividing every score by the same positive number never changes their order, so the "
-          "top key stays the top key: in the table only the max weight and the Jacobian change, "
-          "not which key wins."),
-    "b": "",  # the right answer
-    "c": ("Overflow is a different problem, and the stable softmax already solves it by "
-          "subtracting the maximum (Exercise 1): no nan appears in the table at any d. The table "
-          "shows saturation: the weights go one-hot (max weight 0.96 at d = 1024) and the "
-          "softmax's Jacobian shrinks (0.059 against 0.304)."),
-    "d": ("The scaled column stays flat for every d (score std about 1, max weight about 0.24, "
-          "Jacobian about 0.30): dividing by sqrt(d) removes the effect of d, it does not just "
-          "postpone it. The unscaled column is the one that degrades as d grows."),
+STEP6_KEYS = 16  # Step 6's table: 16 keys, 500 queries
+
+
+def jacobian_norm_uniform(keys: int = STEP6_KEYS) -> float:
+    """Frobenius norm of the softmax's Jacobian diag(p) - p p^T for flat weights p = 1/keys
+    (all scores equal): sqrt(keys - 1) / keys."""
+    p = np.full(keys, 1.0 / keys)
+    return float(np.linalg.norm(np.diag(p) - np.outer(p, p)))
+
+
+JACOBIAN_OPTIONS = {
+    "a": ("Both columns come from the same draw: at each d the same 500 queries and 16 keys, the "
+          "scaled scores being the unscaled ones divided by sqrt(d) (by 2 at d = 4). So the "
+          "difference is not noise between two draws; it is what dividing by 2 does."),
+    "b": ("Dividing every score by the same positive number keeps their order, so the top key "
+          "stays the top key. What changes is how much weight it takes: 0.43 unscaled against "
+          "0.24 scaled at d = 4 (the max weight column)."),
+    "c": "",  # the right answer
+    "d": ("The aim of dividing by sqrt(d) is a scale that does not depend on d: score std about "
+          "1, max weight about 0.24 and Jacobian about 0.30 at EVERY d, so that one initialisation "
+          "and one learning rate suit any width. 0.296 against 0.319 is a small loss at d = 4, "
+          "while without scaling the Jacobian falls to 0.184 at d = 64 (ViT-Base's width per "
+          "head) and 0.059 at d = 1024."),
+    "e": ("The unscaled column contradicts it: from d = 16 on, the spread of the scores keeps "
+          "growing (std 4.0, 7.9, 16.2, 31.4) while the Jacobian falls (0.273, 0.184, 0.084, "
+          "0.059): once the weights are nearly one-hot, the gradient through the softmax "
+          "vanishes."),
 }
 
 
-def check_scaling_answer(answer) -> Feedback:
-    """Step 6's table (16 keys, 500 queries): without scaling, at d = 1024 the score std is about
-    31, the mean max weight 0.96 and the Jacobian norm 0.059 (0.304 scaled). Right answer: (b)."""
-    return choose(answer, options=SCALING_OPTIONS, correct="b", title="Exercise 5 (why sqrt(d))",
-                  why="Without scaling the scores' spread grows like sqrt(d), the softmax saturates "
-                      "(nearly one-hot) and the gradient through it is about 5x smaller at "
-                      "d = 1024 than with scaling: training starts slowly. Dividing by sqrt(d) "
-                      "keeps all three columns the same for every d.")
+def check_jacobian_answer(answer) -> Feedback:
+    """Step 6's table (16 keys, 500 queries): at d = 4 the unscaled Jacobian norm (0.319) is above
+    the scaled one (0.296), at every larger d below it. Why? Right answer: (c), the Jacobian is
+    small for flat weights and for one-hot weights and largest in between."""
+    flat = jacobian_norm_uniform()
+    why = (f"Flat weights (all scores equal) give a Jacobian norm of {flat:.3f} for 16 keys, below "
+           "both numbers at d = 4, and one-hot weights give 0: the gradient through the softmax is "
+           "largest in between. At d = 4 the unscaled scores (std 2.0, max weight 0.43) are "
+           "nearer that peak than the scaled ones (std 1.0, max weight 0.24); from d = 16 on they "
+           "overshoot it and saturate. Dividing by sqrt(d) does not maximise the gradient at one "
+           "d; it keeps it about the same (0.30) at every d.")
+    return choose(answer, options=JACOBIAN_OPTIONS, correct="c", why=why,
+                  title="Exercise 5 (the Jacobian at d = 4)")
 
 
-__all__ = ["check_attention", "check_local_mask", "check_scaling_answer", "check_sharpen_prediction",
-           "check_softmax", "measure_sharpened_weight", "reference_attention", "reference_local_mask",
-           "reference_softmax"]
+__all__ = ["check_attention", "check_jacobian_answer", "check_local_mask", "check_masked_softmax",
+           "check_sharpen_prediction", "check_softmax", "jacobian_norm_uniform",
+           "measure_sharpened_weight", "reference_attention", "reference_local_mask",
+           "reference_masked_softmax", "reference_softmax"]
