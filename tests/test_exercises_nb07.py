@@ -220,11 +220,62 @@ def test_local_head_prediction_not_answered():
 # --- Exercise 2 · interpret: the deletion test -------------------------------------------------
 
 def test_deletion_answer_right_wrong_and_unanswered():
-    fb = nb07.check_deletion_answer("c")
+    fb = nb07.check_deletion_answer("b")
     assert fb.passed and "random patches on the garment" in fb.message
-    for letter in "abd":
+    for letter in "acd":
         fb = nb07.check_deletion_answer(letter)
         assert not fb.passed and fb.mistake == letter
         assert nb07.DELETION_OPTIONS[letter] in fb.message and len(nb07.DELETION_OPTIONS[letter]) > 80
     assert "not answered yet" in nb07.check_deletion_answer(None).message
     assert nb07.check_deletion_answer("e").mistake == "not_an_option"
+
+
+# --- Exercise 4 · predict-then-run: rollout's residual weight ---------------------------------
+
+def _made_up_maps(seed=0, layers=4, heads=2, tokens=10, n=8):
+    """Layer 1 nearly the same row for every query; later layers query-specific."""
+    rng = np.random.default_rng(seed)
+    maps = []
+    for layer in range(layers):
+        logits = rng.normal(size=(n, heads, 1 if layer == 0 else tokens, tokens)) * 3
+        logits = np.broadcast_to(logits, (n, heads, tokens, tokens)) + rng.normal(
+            size=(n, heads, tokens, tokens)) * (0.05 if layer == 0 else 1)
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        maps.append(e / e.sum(-1, keepdims=True))
+    return maps
+
+
+def _best_by_hand(maps, r):
+    """The reference the class-token rollout row correlates with best, via vitlib and NumPy."""
+    fused = [m.mean(1) for m in maps]
+    rows = [f[:, 0, 1:] for f in fused]
+    refs = {"first layer": rows[0], "mean of layers": np.mean(rows, axis=0), "last layer": rows[-1]}
+    t = fused[0].shape[-1]
+    out = []
+    for i in range(len(fused[0])):
+        rr = np.eye(t)
+        for f in fused:
+            a = (1 - r) * f[i] + r * np.eye(t)
+            rr = (a / a.sum(-1, keepdims=True)) @ rr
+        out.append(rr[0, 1:])
+    out = np.array(out)
+
+    def corr(a, b):
+        return np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1]
+    score = {k: np.mean([corr(a, b) for a, b in zip(out, v, strict=True)]) for k, v in refs.items()}
+    return max(score, key=score.get)
+
+
+def test_rollout_reference_prediction_right_wrong_and_unanswered():
+    maps = _made_up_maps()
+    at_0, at_09 = _best_by_hand(maps, 0.0), _best_by_hand(maps, 0.9)
+    assert (at_0, at_09) == ("first layer", "mean of layers")  # the course checkpoint's outcome
+    fb = nb07.check_rollout_reference_prediction(at_0, at_09, maps, 1)
+    assert fb.passed, fb.message
+    for a0, a9, name in [("last layer", at_09, "r0_last"), ("mean of layers", at_09, "r0_mean"),
+                         (at_0, "first layer", "r09_first"), (at_0, "last layer", "r09_last"),
+                         ("last layer", "last layer", "r0_last")]:
+        fb = nb07.check_rollout_reference_prediction(a0, a9, maps, 1)
+        assert not fb.passed and fb.mistake == name, (a0, a9, fb.message)
+    assert "not answered yet" in nb07.check_rollout_reference_prediction(None, None, maps).message
+    assert nb07.check_rollout_reference_prediction("middle", at_09, maps).mistake == "not_an_option"

@@ -182,9 +182,9 @@ def test_receptive_field_prediction_value_by_hand():
 # --- Exercise 5 · interpret: the data curve ----------------------------------------------------
 
 def test_data_curve_answer_right_wrong_and_unanswered():
-    fb = nb08.check_data_curve_answer("b")
-    assert fb.passed and "every seed" in fb.message
-    for letter in "acd":
+    fb = nb08.check_data_curve_answer("c")
+    assert fb.passed and "only the data changes" in fb.message
+    for letter in "abd":
         fb = nb08.check_data_curve_answer(letter.upper())
         assert not fb.passed and fb.mistake == letter
         assert nb08.DATA_CURVE_OPTIONS[letter] in fb.message

@@ -15,8 +15,9 @@
   at the image), 36 (the size doubled).
 - :func:`check_cnn_params`: ``fn(widths, kernel_size, in_channels, num_classes) -> int``, the
   parameter count of a plain Conv-BatchNorm-ReLU CNN, by formula.
-- :func:`check_data_curve_answer` (interpret): ``answer``, a letter, what the same-epochs data
-  curve (Step 5) supports; every wrong letter is explained.
+- :func:`check_data_curve_answer` (interpret): ``answer``, a letter: which one extra set of runs
+  would separate "more data" from "more steps" in Step 5's same-epochs data curve (the same
+  number of steps at every size, "c"); every wrong letter is explained.
 
 The references below are written again here in plain Python, independently of :mod:`vitlib`.
 """
@@ -242,27 +243,26 @@ def check_receptive_field_prediction(prediction) -> Feedback:
 # --- Exercise 5 · interpret: the data curve -----------------------------------------------------
 
 DATA_CURVE_OPTIONS = {
-    "a": ("The two curves do approach each other, so extrapolating is tempting, but the gap "
-          "stopped shrinking: about 4 points at 1,999 images and 3.5 at 8,001, with the per-seed "
-          "gaps overlapping (4.1-4.3 and 3.3-3.9). Three sizes cannot say where, or whether, a "
-          "crossover would come; the paper's needed 14-300 million images."),
-    "b": "",
-    "c": ("The ViT does gain more at first (the gap closes by about 4 points from 500 to 1,999 "
-          "images), but the runs with more data also made more steps (160, 640 and "
-          "2,520): the curve cannot tell 'more data' from 'more training'. And from 1,999 to "
-          "8,001 images the gap hardly moved."),
-    "d": ("One seed per point would indeed be weak, but this curve has three seeds per point, "
-          "and every CNN seed is above every ViT seed at every size (the ViT's widest spread, "
-          "0.665-0.700 at 500 images, is still far below the CNN's 0.761-0.771)."),
+    "a": ("More seeds would narrow each point's uncertainty, but the three seeds already agree "
+          "(every CNN seed is above every ViT seed at every size; the per-seed gaps are 6.1-10.3, "
+          "4.1-4.3 and 3.3-3.9 points). And with ten seeds, data and steps would still grow "
+          "together (160, 640 and 2,520 steps): the question would stay open."),
+    "b": ("A fourth size extends the curve, and it is tempting to see where it goes, but at 20 "
+          "epochs 32,000 images also make four times the steps of the 8,001-image runs (about "
+          "10,000). Data and steps would still grow together, so it cannot separate them either."),
+    "c": "",
+    "d": ("40 epochs double the steps at EVERY size (320, 1,280 and 5,040), so data and steps "
+          "still grow together across the sizes and the comparison stays confounded. (It would "
+          "show whether the 20-epoch runs had converged: a useful question, but a different one.)"),
 }
 
 
 def check_data_curve_answer(answer) -> Feedback:
-    """Multiple choice on Step 5's data curve (20 epochs, three seeds per point)."""
+    """Multiple choice: which extra runs would separate "more data" from "more steps" in Step 5."""
     return choose(
-        answer, options=DATA_CURVE_OPTIONS, correct="b", title="Exercise 5, the data curve",
-        why=("The CNN is ahead at every size with every seed; the gap shrinks from about 8 points "
-             "(500 images) to 4 (1,999) and then hardly moves (3.5 at 8,001). Data and steps grew "
-             "together, so the curve shows that the CNN's built-in assumptions are worth most "
-             "when data and training are scarcest, not which of the two closed the gap, nor "
-             "whether the ViT would ever pass the CNN."))
+        answer, options=DATA_CURVE_OPTIONS, correct="c", title="Exercise 5, the data curve",
+        why=("With the same number of steps at every size, only the data changes between the "
+             "points. If the 500-image gap then falls to about the 8,001-image gap (3-4 points), "
+             "the extra steps had narrowed it; if it stays near 8 points, the data did. (Some 320 "
+             "epochs on 500 images may overfit, but seeing the same few images again and again is "
+             "part of what 'less data' means.)"))
