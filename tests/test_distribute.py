@@ -191,11 +191,18 @@ data = D.train_step(config, w0, x, y, D.data_parallel())
 mp = D.model_parallel(config, (2, 4))
 model = D.train_step(config, w0, x, y, mp)
 m = model[2]
+# The gradients themselves, read from one SGD step (AdamW's first step hides their size).
+g_one = D.sgd_gradients(config, w0, x, y)
+g_data = D.sgd_gradients(config, w0, x, y, D.data_parallel())
+g_model = D.sgd_gradients(config, w0, x, y, mp)
 specs = {{v.path.split("/", 1)[1]: [a for a in v.value.sharding.spec] for v in m.weights}}
 print(json.dumps({{
     "devices": len(keras.distribution.list_devices()),
     "data": D.step_difference(one, data), "model": D.step_difference(one, model),
     "update": D.largest_update(w0, one[1]),
+    "gradients": {{"data": D.gradient_difference(g_one, g_data),
+                   "model": D.gradient_difference(g_one, g_model),
+                   "largest": max(float(np.max(np.abs(g))) for g in g_one)}},
     "specs": specs,
     "data_shards": [list(s.data.shape) for s in keras.distribution.distribute_tensor(
         x, mp.get_data_layout(x.shape)).addressable_shards],
@@ -221,6 +228,35 @@ def test_one_step_on_8_devices_equals_one_step_on_one_device(jax_steps):
         assert r[kind]["weights"] <= distribute.TOLERANCE["weights"], (kind, r[kind])
 
 
+def test_the_gradients_are_averaged_over_the_devices_not_summed(jax_steps):
+    # One AdamW step moves each weight by about lr * sign(g) whatever the gradient's size, so the
+    # weight check above cannot tell an average from a sum. One SGD step (learning rate 1) applies
+    # the gradient itself: a sum over 8 devices would be 8 times the one-device gradient, a
+    # relative difference of 7, far above the tolerance.
+    r = jax_steps["gradients"]
+    assert r["largest"] > 1e-3, "the gradients are not all (close to) zero"
+    for kind in ("data", "model"):
+        assert r[kind] <= distribute.TOLERANCE["gradients"], (kind, r)
+
+
+def test_gradient_difference_sees_a_sum_instead_of_a_mean():
+    g = [np.array([[0.5, -0.25], [0.125, 0.0]]), np.array([-1.0, 2.0])]
+    assert distribute.gradient_difference(g, g) == 0.0
+    assert distribute.gradient_difference(g, [8 * a for a in g]) == 7.0
+    assert distribute.gradient_difference(g, [8 * a for a in g]) > distribute.TOLERANCE["gradients"]
+    with pytest.raises(ValueError, match="2 and 1 gradients"):
+        distribute.gradient_difference(g, g[:1])
+
+
+def test_replica_groups_are_read_in_both_spellings():
+    read = distribute._replica_groups
+    assert read("channel_id=1, replica_groups=[2,4]<=[8], use_global_device_ids=true") == \
+        [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert read("replica_groups=[4,2]<=[2,4]T(1,0), to_apply") == [[0, 4], [1, 5], [2, 6], [3, 7]]
+    assert read("replica_groups={{0,2},{1,3}}, to_apply") == [[0, 2], [1, 3]]
+    assert read("to_apply=%add") is None
+
+
 def test_every_weight_is_placed_as_the_layout_says(jax_steps):
     for path, spec in jax_steps["specs"].items():
         axes = distribute.axes_for("m/" + path)
@@ -235,6 +271,10 @@ def test_one_all_reduce_per_sublayer_in_the_forward_pass(jax_steps):
     where = [c["op"].split("/")[:2] for c in found]
     assert where == [[f"block_{i}", part] for i in range(TINY["depth"]) for part in ("attention", "mlp")]
     assert all(c["shape"] == [8, 17, 32] for c in found)  # (batch / 2, tokens, dim): partial sums
+    # Only the 4 devices of a model axis (one row of the 2x4 mesh, one half of the batch) add up
+    # their partial sums: two groups, not all 8 devices.
+    rows = [[f"cpu:{i}" for i in range(4)], [f"cpu:{i}" for i in range(4, 8)]]
+    assert all(c["groups"] == rows for c in found), found[0]["groups"]
 
 
 def test_bytes_on_a_device_are_what_the_shapes_say(jax_steps):

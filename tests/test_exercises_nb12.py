@@ -15,8 +15,9 @@ pytestmark = pytest.mark.single_backend
 
 # --- Exercise 1: numbers on one device ---------------------------------------------------------------
 
-def _count_on_one_device(split_biases=True, axis=4, split=True):
-    """Independent: build the tiny ViT and divide what a device holds, weight by weight."""
+def _count_on_one_device(split_biases=True, axis=2, split=True):
+    """Independent: build the tiny ViT and divide what a device holds, weight by weight (the
+    exercise's 4x2 mesh: model axis 2)."""
     model = vitlib.ViT(**nb12.TINY)
     model.build()
     total = 0
@@ -32,17 +33,23 @@ def _count_on_one_device(split_biases=True, axis=4, split=True):
 
 def test_per_device_solution_passes_and_equals_the_layouts_count():
     right = _count_on_one_device()
-    assert right == 6_074 == nb12.per_device_numbers()
+    assert right == 10_250 == nb12.per_device_numbers()
     fb = nb12.check_per_device_prediction(right)
     assert fb.passed, fb.message
-    assert "6,074" in fb.message
+    assert "10,250" in fb.message
+
+
+def test_the_answer_is_not_the_notebooks_printed_2x4_count():
+    # Step 3 prints the bytes of the 2x4 mesh (24,296 = 4 x 6,074); the exercise asks about 4x2.
+    assert _count_on_one_device(axis=4) == 6_074 == nb12.per_device_numbers(mesh_shape=(2, 4))
+    assert nb12.check_per_device_prediction(6_074).mistake == "axes_swapped"
 
 
 @pytest.mark.parametrize("prediction, name", [
     (_count_on_one_device(split=False), "replicated"),
-    (18_602 // 4, "all_split_down"),
-    (18_602 // 4 + 1, "all_split_up"),
+    (18_602 // 2, "all_split"),
     (_count_on_one_device(axis=8), "eight_devices"),
+    (_count_on_one_device(axis=4), "axes_swapped"),
     (_count_on_one_device(split_biases=False), "kernels_only"),
 ])
 def test_per_device_mistakes_get_their_hint(prediction, name):
@@ -52,9 +59,9 @@ def test_per_device_mistakes_get_their_hint(prediction, name):
 
 def test_per_device_unanswered_and_unknown():
     assert "not answered yet" in nb12.check_per_device_prediction(None).message
-    fb = nb12.check_per_device_prediction(6_000)
+    fb = nb12.check_per_device_prediction(10_000)
     assert not fb.passed and fb.mistake is None
-    assert nb12.check_per_device_prediction("6074").mistake == "not_a_number"
+    assert nb12.check_per_device_prediction("10250").mistake == "not_a_number"
 
 
 # --- Exercise 2: attention split by heads --------------------------------------------------------------
@@ -189,3 +196,4 @@ def test_the_numbers_the_explanations_quote_are_the_tables():
     assert gb == {(1, 1): "10.11", (2, 4): "2.56", (1, 8): "1.30"}
     for value in gb.values():
         assert f"{value} GB" in text
+    assert "activations" in nb12.MEMORY_WHY and "not count" in nb12.MEMORY_WHY

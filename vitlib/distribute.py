@@ -52,10 +52,14 @@ BATCH, MODEL = "batch", "model"
 MESH_AXES = (BATCH, MODEL)
 KINDS = ("none", "data", "model")
 #: How close one training step on several devices must come to the same step on one device (the
-#: course's tests and notebook 12): the loss to a relative 1e-5; every updated weight to 5e-5, 5% of
-#: the learning rate 1e-3 that bounds how far one AdamW step moves a weight. Measured here on 8
-#: virtual CPU devices: at most 1e-7 and 4e-6.
-TOLERANCE = {"loss": 1e-5, "weights": 5e-5}
+#: course's tests and notebook 12): the loss to a relative 1e-5; every updated weight of one AdamW
+#: step to 5e-5, 5% of the learning rate 1e-3 that bounds how far that step moves a weight; the
+#: gradients (read from one SGD step, :func:`sgd_gradients`) to 1e-4 of the largest gradient.
+#: Measured on 8 virtual CPU devices: at most 1e-7, 4e-6 and 1e-6. The gradient check is the one
+#: that sees the gradient's SIZE: AdamW's first step moves each weight by about lr * sign(g), so
+#: gradients summed over 8 devices instead of averaged (8 times too large) would pass the AdamW
+#: check but differ by 7 (relative) here.
+TOLERANCE = {"loss": 1e-5, "weights": 5e-5, "gradients": 1e-4}
 
 _BLOCK = r"(?:.*/)?block_\d+/"
 #: Megatron-LM's tensor-parallel layout for vitlib's encoder blocks: (regular expression matched
@@ -379,17 +383,20 @@ def bytes_on_device(variables, device=None) -> int:
 # --- one training step, for the equivalence checks ------------------------------------------------
 
 def train_step(config: dict, weights, x, y, distribution=None, learning_rate: float = 1e-3,
-               weight_decay: float = 0.05):
+               weight_decay: float = 0.05, optimizer: str = "adamw"):
     """One training step of a fresh ``vitlib.ViT(**config)`` that starts from ``weights``
     (``get_weights()`` order) on images ``x`` (batch, H, W, C) and one-hot labels ``y``
-    (batch, classes), with AdamW and cross-entropy on logits, built and run inside
-    ``distribution.scope()`` (None: one device). Returns ``(loss, new_weights, model)``."""
+    (batch, classes), with cross-entropy on logits and ``optimizer`` ``"adamw"`` (with
+    ``weight_decay``) or ``"sgd"`` (plain gradient descent: the update is ``learning_rate`` times
+    the gradient), built and run inside ``distribution.scope()`` (None: one device). Returns
+    ``(loss, new_weights, model)``."""
     import contextlib
 
     import keras
 
     from .model import ViT
 
+    _checks.one_of("optimizer", optimizer, {"adamw", "sgd"})
     shards = batch_shards(distribution)
     if len(x) % shards:
         raise ValueError(f"`x` holds {len(x)} images, which do not split into {shards} equal "
@@ -399,11 +406,34 @@ def train_step(config: dict, weights, x, y, distribution=None, learning_rate: fl
         model = ViT(**config)
         model.build()
         model.set_weights(weights)
-        model.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay),
-                      loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+        opt = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+               if optimizer == "adamw" else keras.optimizers.SGD(learning_rate))
+        model.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(from_logits=True))
         loss = float(model.train_on_batch(x, y))
         new_weights = [np.asarray(w) for w in model.get_weights()]
     return loss, new_weights, model
+
+
+def sgd_gradients(config: dict, weights, x, y, distribution=None) -> list:
+    """The gradient one training step applied, read from the step itself: one plain SGD step with
+    learning rate 1 (:func:`train_step`) from ``weights`` moves every weight by minus its
+    gradient, so ``weights - new_weights`` is the gradient after any averaging over devices.
+    Unlike AdamW's first step (about ``lr * sign(g)`` whatever the gradient's size), this shows
+    the gradient's scale: a sum over devices instead of a mean would be ``devices`` times larger."""
+    _, new, _ = train_step(config, weights, x, y, distribution, learning_rate=1.0, optimizer="sgd")
+    return [np.asarray(w, np.float64) - n for w, n in zip(weights, new, strict=True)]
+
+
+def gradient_difference(reference, other) -> float:
+    """The largest absolute difference between two lists of gradients, relative to the largest
+    gradient of ``reference`` (:func:`sgd_gradients`): 0 for the same gradients, 7 for gradients
+    summed over 8 devices instead of averaged."""
+    if len(reference) != len(other):
+        raise ValueError(f"the two lists hold {len(reference)} and {len(other)} gradients.")
+    scale = max(float(np.max(np.abs(g))) for g in reference)
+    worst = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                for a, b in zip(reference, other, strict=True))
+    return worst / max(scale, 1e-30)
 
 
 def mirrored_train_step(config: dict, weights, x, y, strategy, learning_rate: float = 1e-3,
@@ -458,7 +488,9 @@ def largest_update(start, updated) -> float:
 def forward_collectives(model, x, distribution) -> list[dict]:
     """Compile ``model``'s forward pass on ``x`` (JAX backend) under ``distribution`` and list
     the communication XLA inserted: one dict per collective with ``kind`` (all-reduce,
-    all-gather, ...), ``shape`` (what each device sends) and ``op`` (the layer it comes from)."""
+    all-gather, ...), ``shape`` (what each device sends), ``op`` (the layer it comes from) and
+    ``groups`` (the sets of devices that exchange data, as device names like ``"cpu:3"``, read
+    from the compiled program's replica groups; None where the program does not say)."""
     _needs_jax("forward_collectives")
     import jax
     from keras import distribution as kd
@@ -471,11 +503,34 @@ def forward_collectives(model, x, distribution) -> list[dict]:
         return model.stateless_call(trainable, fixed, images)[0]
 
     text = jax.jit(forward).lower(trainable, fixed, xs).compile().as_text()
+    # The program numbers the devices in the order of the mesh (the input sharding's devices).
+    mesh = getattr(xs.sharding, "mesh", None)
+    order = list(mesh.devices.flat) if mesh is not None else None
     found = []
     pattern = re.compile(r"= (\S+)\[([\d,]*)\]\S* (all-reduce|all-gather|reduce-scatter|all-to-all|"
-                         r"collective-permute)(?:-start)?\(.*?op_name=\"([^\"]*)\"")
+                         r"collective-permute)(?:-start)?\((.*?)op_name=\"([^\"]*)\"")
     for m in pattern.finditer(text):
-        op = re.sub(r"^jit\(forward\)/", "", m.group(4))
+        op = re.sub(r"^jit\(forward\)/", "", m.group(5))
+        groups = _replica_groups(m.group(4))
+        if groups is not None and order is not None:
+            groups = [[f"{order[i].platform}:{order[i].id}" for i in g] for g in groups]
         found.append({"kind": m.group(3), "dtype": m.group(1),
-                      "shape": tuple(int(n) for n in m.group(2).split(",") if n), "op": op})
+                      "shape": tuple(int(n) for n in m.group(2).split(",") if n), "op": op,
+                      "groups": groups})
     return found
+
+
+def _replica_groups(attributes: str) -> list[list[int]] | None:
+    """The ``replica_groups`` of one HLO collective, in either of XLA's spellings: explicit
+    (``{{0,1,2,3},{4,5,6,7}}``) or iota (``[2,4]<=[8]``, ``[4,2]<=[2,4]T(1,0)``)."""
+    m = re.search(r"replica_groups=\{(\{[\d,{}]*\})\}", attributes)
+    if m:
+        return [[int(n) for n in g.split(",") if n] for g in re.findall(r"\{([\d,]*)\}", m.group(1))]
+    m = re.search(r"replica_groups=\[([\d,]+)\]<=\[([\d,]+)\](?:T\(([\d,]+)\))?", attributes)
+    if not m:
+        return None
+    shape, dims = [int(n) for n in m.group(1).split(",")], [int(n) for n in m.group(2).split(",")]
+    ids = np.arange(math.prod(dims)).reshape(dims)
+    if m.group(3):
+        ids = ids.transpose([int(n) for n in m.group(3).split(",")])
+    return ids.reshape(shape).tolist()

@@ -1,12 +1,15 @@
 """Checkers for notebook 12 (scaling up: data and model parallelism).
 
 - :func:`check_per_device_prediction` (predict-then-run): ``prediction``, a whole number: how many
-  numbers of the notebook's tiny ViT (:data:`TINY`) one device holds on a 2x4 (batch x model)
-  mesh with the tensor-parallel layout. With ``model`` (built under ``ModelParallel`` on JAX) the
-  checker reads the shards Keras placed on the first device; without, it adds up the per-device
-  shapes of :func:`vitlib.distribute.sharding_table`. Recognised slips: nothing split, everything
-  split by 4, split over all 8 devices, only the kernels split (the Q/K/V and fc1 biases too are
-  split by heads / hidden units).
+  numbers of the notebook's tiny ViT (:data:`TINY`) one device holds on a 4x2 (batch x model)
+  mesh with the tensor-parallel layout (the notebook built a 2x4 mesh and printed its bytes, so
+  the exercise asks about the other one). With ``devices`` (8 JAX devices) the checker builds the
+  ViT under ``ModelParallel`` on that mesh and reads the shards Keras placed on the first device;
+  with ``model`` (built so already) it reads ``model``'s shards; without either, it adds up the
+  per-device shapes of :func:`vitlib.distribute.sharding_table`. Recognised slips: nothing split,
+  everything split by 2, split over all 8 devices, the 2x4 mesh's count (model axis 4: the axes
+  read the other way round), only the kernels split (the Q/K/V and fc1 biases too are split by
+  heads / hidden units).
 - :func:`check_attention_partials` (transfer): ``fn(x, weights, devices) -> list`` of ``devices``
   arrays (batch, tokens, dim): the contribution of each device to a multi-head self-attention
   whose heads are split into ``devices`` contiguous groups (the notebook did the same for the
@@ -36,7 +39,7 @@ __all__ = ["MEMORY_OPTIONS", "TINY", "check_attention_partials", "check_memory_a
 #: The notebook's tiny ViT: 16x16 grey images, 4x4 patches, 2 blocks of width 32, 4 heads.
 TINY = dict(image_size=16, patch_size=4, num_classes=10, dim=32, depth=2, num_heads=4, mlp_dim=64,
             channels=1)
-MESH = (2, 4)
+MESH = (4, 2)  # Exercise 1: 4 batch slices x 2 model shards
 
 
 # --- Exercise 1: numbers per device (predict-then-run) ---------------------------------------------
@@ -68,42 +71,57 @@ def _tiny_counts() -> dict:
     return {"total": total, "kernels": kernels, "biases": biases}
 
 
-def check_per_device_prediction(prediction, model=None) -> Feedback:
-    """Predict-then-run: numbers of the tiny ViT on one device of the 2x4 mesh (see the module
-    docstring); ``model``: the ViT the notebook built under ``ModelParallel``, or None."""
+def _built_on_mesh(devices):
+    """:data:`TINY` built under ``ModelParallel`` on the :data:`MESH` mesh of ``devices``."""
+    from .. import distribute
+    from ..model import ViT
+
+    with distribute.model_parallel(TINY, MESH, list(devices)).scope():
+        model = ViT(**TINY)
+        model.build()
+    return model
+
+
+def check_per_device_prediction(prediction, model=None, devices=None) -> Feedback:
+    """Predict-then-run: numbers of the tiny ViT on one device of the 4x2 mesh (see the module
+    docstring); ``devices``: 8 JAX devices to build it on, or ``model``: a ViT built so already;
+    neither: the layout's arithmetic."""
+    if model is None and devices is not None:
+        model = _built_on_mesh(devices)
     n = _tiny_counts()
     model_axis = MESH[1]
-    replicated = n["total"] - n["kernels"] - n["biases"]
-    right = replicated + (n["kernels"] + n["biases"]) // model_axis
+    split = n["kernels"] + n["biases"]
+    replicated = n["total"] - split
+    right = replicated + split // model_axis
     measured = per_device_numbers(model)
     where = ("read from the shards on the first device" if model is not None
              else "added up from the per-device shapes of the layout")
-    why = (f"The six kernels and the Q/K/V and fc1 biases of both blocks "
-           f"({n['kernels'] + n['biases']:,} numbers) are split over the model axis (4): "
-           f"{(n['kernels'] + n['biases']) // 4:,} per device. The rest ({replicated:,}: "
-           "embeddings, class token, LayerNorms, the output and fc2 biases, the head) is copied to "
-           f"every device: {right:,} in all, {where}.")
+    why = (f"On a 4x2 mesh the model axis is the second number, 2. The six kernels and the Q/K/V "
+           f"and fc1 biases of both blocks ({split:,} numbers) are split over it: "
+           f"{split // model_axis:,} per device. The rest ({replicated:,}: embeddings, class "
+           "token, LayerNorms, the output and fc2 biases, the head) is copied to every device: "
+           f"{right:,} in all, {where}.")
     total = n["total"]
     mistakes = [
         ("replicated", total,
          f"{total:,} is the whole model: what every device holds under DATA parallelism. The "
-         "2x4 mesh splits the big kernels over its model axis (4 devices)."),
-        ("all_split_down", total // 4,
-         f"You divided the whole model ({total:,}) by 4. Only the block's kernels and the Q/K/V "
+         "4x2 mesh splits the big kernels over its model axis (2 devices)."),
+        ("all_split", total // model_axis,
+         f"You divided the whole model ({total:,}) by 2. Only the block's kernels and the Q/K/V "
          "and fc1 biases are split; the embeddings, LayerNorms, output and fc2 biases and the "
          "head are copied to every device."),
-        ("all_split_up", -(-total // 4),
-         f"You divided the whole model ({total:,}) by 4. Only the block's kernels and the Q/K/V "
-         "and fc1 biases are split; the embeddings, LayerNorms, output and fc2 biases and the "
-         "head are copied to every device."),
-        ("eight_devices", replicated + (n["kernels"] + n["biases"]) // 8,
-         "You split the weights over all 8 devices. The mesh's first axis (2) splits the BATCH: "
-         "the two halves of the batch see the same weights, so weights are split by the model "
-         "axis (4) only."),
+        ("eight_devices", replicated + split // 8,
+         "You split the weights over all 8 devices. The mesh's first axis (4) splits the BATCH: "
+         "the four batch slices see the same weights, so weights are split by the model axis "
+         "(2) only."),
+        ("axes_swapped", replicated + split // 4,
+         "That is the count for the 2x4 mesh of Step 3 (model axis 4). A mesh is written "
+         "BATCHxMODEL: on 4x2 the batch is split in 4 and the weights in 2."),
         ("kernels_only", replicated + n["biases"] + n["kernels"] // model_axis,
          "Close: you split the kernels but kept the Q/K/V and fc1 biases whole. Those biases "
          "belong to the heads (heads x head_dim) and hidden units (mlp_dim) a device computes, so "
-         "the layout splits them too (the sharding table shows (1, 8) and (16,))."),
+         "the layout splits them too (Step 3's sharding table shows (1, 8) and (16,) on 4 "
+         "shards)."),
     ]
     if measured != right:  # the layout and the arithmetic above must agree
         raise AssertionError(f"measured {measured} numbers per device, expected {right}")
@@ -274,8 +292,9 @@ MEMORY_WHY = ("Under data parallelism every device holds the whole training stat
               "moments in float32), too much for 4 GB. Tensor parallelism over a model axis of "
               "8 (a 1x8 mesh) splits the blocks' kernels, which hold almost all the parameters: "
               "1.30 GB per device, a little more than 10.11 / 8 = 1.26 because the embeddings, "
-              "LayerNorms, some biases and the head are copied. The activations (not in the "
-              "table) still need room: the batch size decides how much.")
+              "LayerNorms, some biases and the head are copied. That is the training state only: the "
+              "table does not count the activations, which also need room (the batch size "
+              "decides how much), so whether the whole training fits is not shown here.")
 
 
 def check_memory_answer(answer) -> Feedback:
