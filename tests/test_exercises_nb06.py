@@ -158,30 +158,46 @@ def test_warmup_cosine_unknown_answers_and_stubs_are_reported():
     assert not fb.passed and "returned None" in fb.message
 
 
-# Predict-then-run: optimizer steps with batches of 128.
-def test_steps_experiment_and_checker():
-    assert nb06.measure_steps() == math.ceil(55_000 / 128) * 50 == 21_500
-    # the same counter gives the shipped run's steps (batches of 64)
-    assert nb06.measure_steps(batch_size=64) == 860 * 50
-    assert nb06.check_steps_prediction(21_500).passed
-    assert nb06.check_steps_prediction(21500.0).passed
+# Predict-then-run: versions of one augmented image, counted independently here.
+def _versions_by_hand(image):
+    # every window of the 1-pixel padded image, mirrored or not: the recipe's possible outputs
+    padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))
+    found = set()
+    for dy in range(3):
+        for dx in range(3):
+            window = padded[dy:dy + 28, dx:dx + 28]
+            for version in (window, window[:, ::-1]):
+                found.add(version.tobytes())
+    return len(found)
+
+
+def test_augmentation_experiment_and_checker():
+    image = np.random.default_rng(7).random((28, 28, 1)).astype("float32")
+    assert _versions_by_hand(image) == 18
+    assert _versions_by_hand((image + image[:, ::-1]) / 2) == 9
+    assert nb06.measure_versions() == 18 and nb06.measure_versions(symmetric=True) == 9
+    assert nb06.measure_versions(flip=False) == 9
+    # the recipe the exercise describes is the course's
+    assert train.RECIPE["max_shift"] == 1 and train.RECIPE["flip"] is True
+    assert nb06.check_augmentation_prediction(18).passed
+    assert nb06.check_augmentation_prediction(18.0).passed
 
 
 @pytest.mark.parametrize("prediction, name", [
-    (43_000, "batch_64"), (21_450, "floor"), (21_484.375, "exact_division"),
-    (21_484, "exact_division"), (21_485, "exact_division"), (430, "one_epoch"),
+    (9, "no_flip"), (8, "no_zero_shift"), (10, "one_axis_at_a_time"), (6, "one_axis"),
+    (36, "twice_flip"),
 ])
-def test_steps_wrong_predictions_get_their_hint(prediction, name):
-    fb = nb06.check_steps_prediction(prediction)
+def test_augmentation_wrong_predictions_get_their_hint(prediction, name):
+    fb = nb06.check_augmentation_prediction(prediction)
     assert not fb.passed and fb.mistake == name, fb.message
-    hint = next(h for n, v, h in nb06.STEPS_MISTAKES if n == name and v == prediction)
+    hint = next(h for n, v, h in nb06.AUGMENTATION_MISTAKES if n == name)
     assert hint in fb.message
 
 
-def test_steps_unanswered_and_unknown():
-    assert "not answered yet" in nb06.check_steps_prediction(None).message
-    fb = nb06.check_steps_prediction(20_000)
-    assert not fb.passed and fb.mistake is None and "measured 21,500" in fb.message
+def test_augmentation_unanswered_and_unknown():
+    assert "not answered yet" in nb06.check_augmentation_prediction(None).message
+    fb = nb06.check_augmentation_prediction(27)
+    assert not fb.passed and fb.mistake is None and "measured 18" in fb.message
 
 
 # Transfer: mean pooling on non-square images, learner-style.
@@ -265,3 +281,17 @@ def test_time_curve_explanations_quote_the_shipped_record():
     assert f"{min(acc['hybrid', 60.0]):.3f}-{max(acc['hybrid', 60.0]):.3f}" in text
     assert f"{curve['models']['hybrid']['parameters']:,}" in text
     assert not any(r["model"] == "cnn" for r in curve["long_runs"])  # option a: no long CNN run
+    # option d: a shared machine, where the steps a run managed in its time varied between seeds
+    steps = [r["steps"] for r in curve["results"] if r["model"] == "vit" and r["budget_seconds"] == 120]
+    assert curve["shared_load"] is True and max(steps) > 1.05 * min(steps)
+
+
+def test_notebook_split_is_the_training_runs_split():
+    # Notebook 06 (the misconception's 1,000 training images) rebuilds the shipped run's split
+    # without importing experiments/ (not installed in Colab); it must be the same split.
+    from experiments.train import validation_split
+
+    order = np.random.default_rng(0).permutation(60_000)
+    trained_on, held_out = validation_split(60_000, 5_000, seed=0)
+    np.testing.assert_array_equal(np.sort(order[5_000:]), trained_on)
+    assert not set(np.sort(order[5_000:])[:1000]) & set(held_out.tolist())

@@ -5,9 +5,10 @@
   head).
 - :func:`check_warmup_cosine`: the learning rate at a step of a linear warm-up followed by a cosine
   decay to 0 (the course's schedule).
-- :func:`check_steps_prediction` (predict-then-run): the learner's number of optimizer steps of
-  the shipped run (55,000 images, 50 epochs) had it used batches of 128; the checker counts the
-  batches of a real ``vitlib.train.AugmentedBatches`` (right: 430 x 50 = 21,500).
+- :func:`check_augmentation_prediction` (predict-then-run): the learner's number of different
+  versions of one training image that the recipe's augmentation (shifts of up to 1 pixel in each
+  direction, left-right mirror) can produce; the checker draws one image 720 times with a real
+  ``vitlib.train.AugmentedBatches`` and counts the distinct results (right: 3 x 3 x 2 = 18).
 - :func:`check_vit_param_count_mean` (transfer): ``fn(config) -> int``, the parameters of a ViT
   with mean pooling (no class token) on non-square images, ``image_size = (H, W)``; checked on
   random configurations against a formula written for that shape (the first case is
@@ -205,57 +206,66 @@ def check_warmup_cosine(fn, cases: int = 5, seed: int | None = None) -> Feedback
                  title="warmup_cosine", cases=cases, atol=1e-9, rtol=1e-5, seed=seed)
 
 
-# --- predict-then-run: optimizer steps with a larger batch ---------------------------------
-# The shipped run: 55,000 training images, batches of 64, 50 epochs: ceil(55,000 / 64) = 860 steps
-# an epoch, 43,000 in all. With batches of 128: ceil(55,000 / 128) = 430 an epoch (the last batch
-# holds 88 images), 21,500 in all; the 1-epoch warm-up lasts 430 steps.
+# --- predict-then-run: how many versions of one image the augmentation makes ------------------
+# The recipe (max_shift = 1, flip = True): AugmentedBatches pads each image by 1 pixel, cuts a
+# 28x28 window at one of 3 x 3 offsets (vertical and horizontal drawn independently) and mirrors
+# it left-right half of the time: 3 x 3 x 2 = 18 versions. The experiment draws one image 720 times
+# (a random-noise image, so that no two versions coincide by symmetry) and counts the distinct
+# results. A left-right symmetric image gives only 9: its mirror image is one of its shifts.
 
-SHIPPED_IMAGES, SHIPPED_EPOCHS, LARGER_BATCH = 55_000, 50, 128
+DRAWS = 720
 
 
-def measure_steps(images: int = SHIPPED_IMAGES, batch_size: int = LARGER_BATCH,
-                  epochs: int = SHIPPED_EPOCHS) -> int:
-    """Optimizer steps of a run: the batches a real AugmentedBatches delivers, times the epochs."""
+def measure_versions(symmetric: bool = False, max_shift: int = 1, flip: bool = True,
+                     seed: int = 0) -> int:
+    """Distinct images among 720 augmented copies of one 28x28 image (random noise, or noise made
+    left-right symmetric), made by a real ``AugmentedBatches`` with the given settings."""
     from ..train import AugmentedBatches
 
-    x = np.zeros((images, 1, 1, 1), np.float32)  # tiny stand-in images: only the count matters
-    batches = AugmentedBatches(x, np.zeros(images, np.int64), batch_size, max_shift=0, flip=False)
-    return len(batches) * epochs
+    image = np.random.default_rng(seed).random((28, 28, 1)).astype(np.float32)
+    if symmetric:
+        image = (image + image[:, ::-1]) / 2
+    copies = np.repeat(image[None], DRAWS, axis=0)
+    batches = AugmentedBatches(copies, np.zeros(DRAWS, np.int64), DRAWS, max_shift=max_shift,
+                               flip=flip, seed=seed)
+    augmented, _ = batches[0]
+    return len(np.unique(augmented.reshape(DRAWS, -1), axis=0))
 
 
-STEPS_MISTAKES = (
-    ("batch_64", 43_000,
-     "That is the shipped run itself, with batches of 64 (860 steps an epoch, in the title of the "
-     "schedule's figure). With 128 images a step, an epoch takes half as many steps."),
-    ("floor", 21_450,
-     "You rounded 55,000 / 128 = 429.7 down. The last 88 images of each epoch still form a "
-     "(smaller) batch, and Keras takes a step on it: ceil(55,000 / 128) = 430 steps an epoch."),
-    ("exact_division", 21_484.375,
-     "55,000 x 50 / 128 counts images, not steps: a step takes a whole batch, and each epoch ends "
-     "with a smaller one. Count steps per epoch first, ceil(55,000 / 128) = 430, then multiply."),
-    ("exact_division", 21_484,
-     "55,000 x 50 / 128 counts images, not steps: a step takes a whole batch, and each epoch ends "
-     "with a smaller one. Count steps per epoch first, ceil(55,000 / 128) = 430, then multiply."),
-    ("exact_division", 21_485,
-     "55,000 x 50 / 128 counts images, not steps: a step takes a whole batch, and each epoch ends "
-     "with a smaller one. Count steps per epoch first, ceil(55,000 / 128) = 430, then multiply."),
-    ("one_epoch", 430,
-     "That is one epoch (and the length of the 1-epoch warm-up); the run has 50 epochs."),
+AUGMENTATION_MISTAKES = (
+    ("no_flip", 9,
+     "9 = 3 x 3 counts the shifts only (up, none or down, times left, none or right). Each of "
+     "them is also mirrored left-right half of the time, and a mirrored coat is a different "
+     "array: twice as many."),
+    ("no_zero_shift", 8,
+     "'Up to 1 pixel' includes 0: each direction has three offsets (-1, 0, +1), not two. "
+     "3 x 3 shifts, each mirrored or not."),
+    ("one_axis_at_a_time", 10,
+     "You counted five positions (unshifted, or 1 pixel up, down, left or right), each mirrored or "
+     "not. The vertical and the horizontal shift are drawn independently, so diagonal shifts "
+     "(up and left, ...) occur too: 3 x 3 positions."),
+    ("one_axis", 6,
+     "Three shifts times two mirrorings covers one direction only. The image is shifted up or "
+     "down AND left or right, independently: 3 x 3 positions, each mirrored or not."),
+    ("twice_flip", 36,
+     "Only a left-right mirror is used (no up-down flip): each of the 3 x 3 positions comes "
+     "mirrored or not, 2 versions, not 4."),
 )
 
 
-def check_steps_prediction(prediction) -> Feedback:
-    """Check the learner's ``prediction`` (a number): the optimizer steps of 50 epochs on 55,000
-    images with batches of 128, exactly."""
-    measured = measure_steps()
-    per_epoch = measured // SHIPPED_EPOCHS
-    why = (f"{per_epoch} batches an epoch (the last one smaller), {SHIPPED_EPOCHS} epochs. Twice "
-           "the batch, half the steps: each weight is updated half as often for the same images, "
-           f"and the 1-epoch warm-up now lasts {per_epoch} steps. So a larger batch usually comes with a "
-           "retuned learning rate (Step 5's recipe choice compared 128 at a peak of 0.002 with "
-           "the course's 64 at 0.001).")
-    return compare_prediction(prediction, measured, title="Exercise 3 · steps with batches of 128",
-                              unit="steps", why=why, mistakes=STEPS_MISTAKES)
+def check_augmentation_prediction(prediction) -> Feedback:
+    """Check the learner's ``prediction`` (a number): how many different versions of one training
+    image the recipe's augmentation can produce (right: 18)."""
+    versions, symmetric = measure_versions(), measure_versions(symmetric=True)
+    why = (f"3 vertical offsets x 3 horizontal x mirrored or not = {versions}, found among "
+           f"{DRAWS} augmented copies of one image. In the shipped run's 50 epochs each training "
+           f"image is drawn 50 times, so it is seen in almost all of its {versions} versions, about "
+           "3 times each: augmentation varies the 55,000 images, it does not add new garments. "
+           f"(A left-right symmetric image has only {symmetric}: its mirror image is one of its "
+           "own shifts.)")
+    return compare_prediction(prediction, versions,
+                              title="Exercise 3 · versions of one augmented image",
+                              unit="versions", why=why, mistakes=AUGMENTATION_MISTAKES)
 
 
 # --- transfer: the parameter count with mean pooling on non-square images ---------------------
@@ -350,8 +360,9 @@ TIME_CURVE_OPTIONS = {
          "0.803, seeds 0.798-0.809); it leads only at 120 seconds. 'At every budget' is not what "
          "the figure shows.",
     "d": "At 120 seconds the hybrid is ahead with every seed, but it also has 16% more parameters "
-         "(161,194 against 139,018) and slower steps: the comparison mixes the stem with the "
-         "model's size, at one budget and three seeds. That the stem alone helps is not shown.",
+         "(161,194 against 139,018): the comparison mixes the stem with the model's size, at one "
+         "budget and three seeds, on a shared machine (the steps each run managed in its time "
+         "varied between seeds, Step 5's table). That the stem alone helps is not shown.",
 }
 
 
