@@ -267,22 +267,34 @@ def test_the_mask_iou_function_does_not_pass():
     assert not fb.passed
 
 
-# --- interpret: the segmentation probes -------------------------------------------------------------
+# --- interpret: the segmenters' training loss ------------------------------------------------------
 
-def test_probe_question():
-    assert nb10.check_probe_answer("b").passed
+def test_training_question():
+    assert nb10.check_training_answer("b").passed
     for letter in "acd":
-        fb = nb10.check_probe_answer(letter)
+        fb = nb10.check_training_answer(letter)
         assert not fb.passed and fb.mistake == letter
-        assert nb10.PROBE_OPTIONS[letter] in fb.message and len(nb10.PROBE_OPTIONS[letter]) > 80
-    assert "not answered yet" in nb10.check_probe_answer(None).message
+        assert nb10.TRAINING_OPTIONS[letter] in fb.message and len(nb10.TRAINING_OPTIONS[letter]) > 80
+    assert "not answered yet" in nb10.check_training_answer(None).message
+    assert nb10.check_training_answer("e").mistake == "not_an_option"
 
 
-def test_probe_explanations_quote_the_records():
+def test_training_explanations_quote_the_records():
     import json
 
     from vitlib.course_files import course_file
-    text = " ".join(nb10.PROBE_OPTIONS.values()) + nb10.PROBE_WHY
-    for file in ("vit_fashion_segment.json", "vit_fashion_segment_scratch.json"):
-        miou = json.loads(course_file(file).read_text())["test"]["mean_iou"]
-        assert f"{miou:.2f}" in text, file
+    text = " ".join(nb10.TRAINING_OPTIONS.values()) + nb10.TRAINING_WHY
+    records = [json.loads(course_file(f).read_text())
+               for f in ("vit_fashion_segment.json", "vit_fashion_segment_scratch.json")]
+    for r in records:
+        assert f"{r['test']['mean_iou']:.2f}" in text
+        first, second = r["train_loss"]
+        assert f"{first:.2f} -> {second:.2f}" in text and second < first  # still falling
+        assert f"{first - second:.2f}" in text  # the second epoch's drop
+    (a1, a2), (b1, b2) = (r["train_loss"] for r in records)
+    assert f"{b1 - a1:.2f}, then {b2 - a2:.2f}" in text and b2 - a2 > b1 - a1  # the lead grew
+
+
+def test_hungarian_is_at_most_cubic():
+    why = nb10.check_matchings_prediction(970_200).message
+    assert "at most about 100^3" in why and "100 x 3^2" in why
