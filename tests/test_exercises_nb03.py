@@ -243,3 +243,73 @@ def test_split_qkv_stub_and_stacked_array_are_reported():
     assert "not written yet" in nb03.check_split_qkv(stub).message
     fb = nb03.check_split_qkv(lambda x, h: np.stack(split_qkv(x, h)))
     assert not fb.passed and fb.mistake is None
+
+
+# ---------------------------------------------------------------- transfer: cross-attention (Exercise 4)
+
+def cross_attention_param_count(query_dim, kv_dim, heads, key_dim):
+    # written as a learner would: one projection at a time
+    w = heads * key_dim
+    q = query_dim * w + w
+    k = kv_dim * w + w
+    v = kv_dim * w + w
+    out = w * query_dim + query_dim
+    return q + k + v + out
+
+
+@pytest.mark.parametrize("query_dim,kv_dim,heads,key_dim", [(64, 32, 4, 16), (16, 40, 2, 4),
+                                                             (768, 512, 12, 64)])
+def test_cross_attention_count_matches_keras(query_dim, kv_dim, heads, key_dim):
+    layer = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=key_dim)
+    layer(np.zeros((1, 3, query_dim), "float32"), np.zeros((1, 5, kv_dim), "float32"))
+    assert cross_attention_param_count(query_dim, kv_dim, heads, key_dim) == layer.count_params()
+    assert (nb03.reference_cross_attention_param_count(query_dim, kv_dim, heads, key_dim)
+            == layer.count_params())
+
+
+@pytest.mark.single_backend
+def test_cross_attention_solution_passes():
+    fb = nb03.check_cross_attention_param_count(cross_attention_param_count)
+    assert fb.passed and fb.mistake is None, fb.message
+
+
+@pytest.mark.single_backend
+def test_self_attention_formula_pasted_unchanged_fails_cross_attention():
+    fb = nb03.check_cross_attention_param_count(lambda q, kv, h, k: mha_param_count(q, h, k))
+    assert not fb.passed and fb.mistake == "self_attention_formula", fb.message
+
+
+def _cross(q_from, k_from, v_from, out_to):
+    def count(q, kv, h, k):
+        dims = {"q": q, "kv": kv}
+        w = h * k
+        return (dims[q_from] * w + w + dims[k_from] * w + w + dims[v_from] * w + w
+                + w * dims[out_to] + dims[out_to])
+    return count
+
+
+CROSS_MISTAKES = {
+    "kv_dim_everywhere": lambda q, kv, h, k: mha_param_count(kv, h, k),
+    "output_to_kv": _cross("q", "kv", "kv", "kv"),
+    "value_from_query": _cross("q", "kv", "q", "q"),
+    "no_biases": lambda q, kv, h, k: q * h * k + 2 * kv * h * k + h * k * q,
+    "key_dim_is_total": lambda q, kv, h, k: cross_attention_param_count(q, kv, 1, k),
+}
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("name", sorted(CROSS_MISTAKES))
+def test_cross_attention_mistakes_get_their_hint(name):
+    fb = nb03.check_cross_attention_param_count(CROSS_MISTAKES[name])
+    assert not fb.passed and fb.mistake == name, fb.message
+
+
+@pytest.mark.single_backend
+def test_cross_attention_stub_and_off_by_one():
+    def stub(q, kv, h, k):
+        raise NotImplementedError("Exercise")
+
+    assert "not written yet" in nb03.check_cross_attention_param_count(stub).message
+    fb = nb03.check_cross_attention_param_count(
+        lambda q, kv, h, k: cross_attention_param_count(q, kv, h, k) + 1)
+    assert not fb.passed and fb.mistake is None

@@ -143,32 +143,41 @@ def test_sincos_2d_mistakes_get_their_hint(fn, name):
     assert hint in fb.message
 
 
-# Exercise 3 (interpret): every letter, and the record it is about.
-def test_shuffle_reading_right_wrong_and_unanswered():
-    fb = nb04.check_shuffle_reading("d")
-    assert fb.passed and fb.mistake is None
-    for letter in "abc":
-        fb = nb04.check_shuffle_reading(letter)
-        assert not fb.passed and fb.mistake == letter
-        assert nb04.SHUFFLE_OPTIONS[letter] in fb.message
-    assert "not answered yet" in nb04.check_shuffle_reading(None).message
-    assert nb04.check_shuffle_reading("e").mistake == "not_an_option"
-
-
-def test_shuffle_reading_numbers_are_the_records():
+# Exercise 3 (predict, then read the record): every letter, against the shipped record.
+def _ablation():
     import json
     from pathlib import Path
 
-    summary = json.loads((Path(__file__).parent.parent / "data" / "ablation.json")
-                         .read_text())["summary"]
-    test = {k: summary[k]["test_accuracy"] for k in ("learned", "sincos", "none")}
-    shuffled = {k: summary[k]["shuffled_test_accuracy"]["mean"] for k in ("learned", "sincos")}
-    said = " ".join(nb04.SHUFFLE_OPTIONS.values())
-    for v in test.values():
-        assert f"{v['mean']:.3f}" in said
-    assert test["learned"]["min"] > test["sincos"]["max"] > test["none"]["max"]  # "every seed"
-    assert f"{shuffled['learned']:.2f}" in nb04.SHUFFLE_WHY
-    assert f"{shuffled['sincos']:.2f}" in nb04.SHUFFLE_WHY
+    return json.loads((Path(__file__).parent.parent / "data" / "ablation.json").read_text())
+
+
+def test_variants_prediction_right_wrong_and_unanswered():
+    record = _ablation()
+    fb = nb04.check_variants_prediction("d", record)
+    assert fb.passed and fb.mistake is None, fb.message
+    for letter in "abc":
+        fb = nb04.check_variants_prediction(letter, record)
+        assert not fb.passed and fb.mistake == letter, fb.message
+    assert "not answered yet" in nb04.check_variants_prediction(None, record).message
+    assert nb04.check_variants_prediction("e", record).mistake == "not_an_option"
+
+
+def test_variants_prediction_says_the_records_numbers_and_they_support_d():
+    record = _ablation()
+    s = record["summary"]
+    for variant in ("mean-pooling", "no-attention"):
+        test, shuffled = s[variant]["test_accuracy"], s[variant]["shuffled_test_accuracy"]
+        # (d): both fall far below their test accuracy, in every seed
+        assert shuffled["max"] < 0.5 < test["min"]
+        for letter in "abcd":
+            message = nb04.check_variants_prediction(letter, record).message
+            assert f"{test['mean']:.3f}" in message and f"{shuffled['mean']:.3f}" in message
+    # the variants the question describes: learned E_pos, no class token (patch tokens averaged)
+    from experiments.ablation import build
+
+    for variant in ("mean-pooling", "no-attention"):
+        model = build(variant)
+        assert model.count_params() == s[variant]["parameters"]
 
 
 # Exercise 4 (predict-then-run): the trained classifier's table, and tables made to order.
@@ -184,15 +193,16 @@ def _classifier_table():
 def test_similar_patch_on_the_shipped_classifier():
     table = _classifier_table()
     patches = table[0, 1:] / np.linalg.norm(table[0, 1:], axis=1, keepdims=True)
-    sim = patches @ patches[5 * 7 + 1]
-    sim[5 * 7 + 1] = -np.inf
+    query = 5 * 7 + 3  # (5, 3), on the centre column: its own left-right mirror
+    sim = patches @ patches[query]
+    sim[query] = -np.inf
     answer = int(np.argmax(sim))
-    assert answer == 40  # (5, 5): the left-right mirror, as the notebook says
+    assert answer == 45  # (6, 3): the column neighbour below
+    assert sim[45] - sim[31] > 0.05  # ahead of the one above, (4, 3), by a clear margin
     assert nb04.check_similar_patch_prediction(answer, table).passed
     assert nb04.check_similar_patch_prediction(answer, table[0, 1:]).passed
-    for k, name in [(36, "itself"), (29, "column_neighbour_above"), (43, "column_neighbour_below"),
-                    (35, "row_neighbour_left"), (37, "row_neighbour_right"),
-                    (8, "up_down_mirror")]:
+    for k, name in [(38, "itself"), (31, "column_neighbour_above"), (37, "row_neighbour_left"),
+                    (39, "row_neighbour_right"), (10, "up_down_mirror")]:
         fb = nb04.check_similar_patch_prediction(k, table)
         assert not fb.passed and fb.mistake == name, (k, fb.message)
     fb = nb04.check_similar_patch_prediction(3, table)
@@ -201,13 +211,13 @@ def test_similar_patch_on_the_shipped_classifier():
 
 
 def test_similar_patch_follows_the_table_not_a_fixed_answer():
-    # a table where (5, 1) is most like its column neighbour below, (6, 1) = patch 43
+    # a table where (5, 3) is most like its column neighbour above, (4, 3) = patch 31
     table = np.random.default_rng(0).normal(size=(49, 16))
-    table[43] = table[36] + 0.01
-    fb = nb04.check_similar_patch_prediction(43, table)
+    table[31] = table[38] + 0.01
+    fb = nb04.check_similar_patch_prediction(31, table)
     assert fb.passed, fb.message
-    fb = nb04.check_similar_patch_prediction(40, table)
-    assert not fb.passed
+    fb = nb04.check_similar_patch_prediction(45, table)
+    assert not fb.passed and fb.mistake == "column_neighbour_below", fb.message
 
 
 # Exercise 5 (transfer): position_table for non-square images, built from vitlib.sincos_2d.

@@ -1,23 +1,32 @@
 """Checkers for notebook 03 (multi-head attention).
 
-- :func:`check_split_heads`: ``split_heads(x, num_heads)``:
+Exercises in the order the notebook asks them:
+
+- :func:`check_fixed_key_dim_prediction` (Exercise 1, predict-then-run, asked at the start of
+  Step 4 before the formula): ``prediction``, a number: the parameters of
+  ``keras.layers.MultiHeadAttention(num_heads=8, key_dim=16)`` on width 64 (Step 3's layer with 4
+  heads of 16, after doubling the heads but keeping key_dim). The checker builds the layer and
+  compares with its ``count_params()``, exactly.
+- :func:`check_split_heads` (Exercise 2): ``split_heads(x, num_heads)``:
   (batch, tokens, dim) -> (batch, heads, tokens, dim // heads).
-- :func:`check_merge_heads`: ``merge_heads(x)``: (batch, heads, tokens, head_dim) ->
+- :func:`check_merge_heads` (Exercise 3): ``merge_heads(x)``: (batch, heads, tokens, head_dim) ->
   (batch, tokens, heads * head_dim), the inverse of ``split_heads``.
-- :func:`check_mha_param_count`: ``mha_param_count(dim, heads, key_dim)``: the number of
-  weights in ``keras.layers.MultiHeadAttention(heads, key_dim)`` on inputs of width ``dim``.
-- :func:`check_fixed_key_dim_prediction` (predict-then-run): ``prediction``, a number: the
-  parameters of ``keras.layers.MultiHeadAttention(num_heads=8, key_dim=16)`` on width 64 (the
-  layer of Step 4 with 4 heads of 16, after doubling the heads but keeping key_dim). The checker
-  builds the layer and compares with its ``count_params()``, exactly.
-- :func:`check_attention_weights_prediction` (predict-then-run): ``prediction``, a number: how
-  many attention weights one ViT-B/16 attention layer computes for one 224x224 image (12 heads,
-  197 tokens). The checker runs ``vitlib.scaled_dot_product_attention`` on (1, 12, 197, 64)
-  queries and counts the weights it returns, exactly.
-- :func:`check_split_qkv` (transfer): ``split_qkv(x, num_heads)``: the output of ONE fused
-  projection [z U_q | z U_k | z U_v] (Eq. 5), (batch, tokens, 3 * dim) -> the tuple (q, k, v),
-  each (batch, heads, tokens, dim // heads). ``split_heads`` of Step 1, pasted unchanged, is
-  recognised and rejected with its own hint.
+- :func:`check_cross_attention_param_count` (Exercise 4, transfer):
+  ``cross_attention_param_count(query_dim, kv_dim, heads, key_dim)``: the number of weights of
+  ``keras.layers.MultiHeadAttention(heads, key_dim)`` called as ``layer(query, value)`` on queries
+  of width ``query_dim`` and keys/values of width ``kv_dim`` (value_dim and output width left at
+  their defaults: key_dim and query_dim). Checked exactly, always with ``kv_dim != query_dim``, so
+  Step 4's self-attention formula pasted unchanged is recognised and rejected with its own hint.
+- :func:`check_attention_weights_prediction` (Exercise 5, predict-then-run): ``prediction``, a
+  number: how many attention weights one ViT-B/16 attention layer computes for one 224x224 image
+  (12 heads, 197 tokens). The checker runs ``vitlib.scaled_dot_product_attention`` on
+  (1, 12, 197, 64) queries and counts the weights it returns, exactly.
+- :func:`check_split_qkv` (Exercise 6, transfer): ``split_qkv(x, num_heads)``: the output of ONE
+  fused projection [z U_q | z U_k | z U_v] (Eq. 5), (batch, tokens, 3 * dim) -> the tuple
+  (q, k, v), each (batch, heads, tokens, dim // heads). ``split_heads`` of Step 1, pasted
+  unchanged, is recognised and rejected with its own hint.
+- :func:`check_mha_param_count`: ``mha_param_count(dim, heads, key_dim)``, the self-attention
+  count of Step 4 (kept for self-study; the notebook's Exercise 4 is the cross-attention one).
 
 A prediction or an answer of None (the student edition's stub) gets "not answered yet".
 """
@@ -28,9 +37,10 @@ import numpy as np
 
 from ._core import Feedback, Mistake, check, compare_prediction
 
-__all__ = ["check_attention_weights_prediction", "check_fixed_key_dim_prediction",
-           "check_merge_heads", "check_mha_param_count", "check_split_heads", "check_split_qkv",
-           "reference_merge_heads", "reference_mha_param_count", "reference_split_heads",
+__all__ = ["check_attention_weights_prediction", "check_cross_attention_param_count",
+           "check_fixed_key_dim_prediction", "check_merge_heads", "check_mha_param_count", "check_split_heads", "check_split_qkv",
+           "reference_cross_attention_param_count", "reference_merge_heads",
+           "reference_mha_param_count", "reference_split_heads",
            "reference_split_qkv"]
 
 
@@ -173,6 +183,67 @@ def check_mha_param_count(mha_param_count) -> Feedback:
                  title="mha_param_count", cases=5, seed=6, atol=0, rtol=0)
 
 
+# ---------------------------------------------------------------- transfer: cross-attention
+
+def reference_cross_attention_param_count(query_dim, kv_dim, heads, key_dim):
+    """keras.layers.MultiHeadAttention(heads, key_dim)(query, value): W_Q reads query_dim
+    features, W_K and W_V read kv_dim; each writes heads * key_dim (+ a bias of that size); W_O
+    reads heads * key_dim and writes query_dim (+ a bias of size query_dim)."""
+    width = heads * key_dim
+    return (query_dim * width + width) + 2 * (kv_dim * width + width) + width * query_dim + query_dim
+
+
+def _cross_cases():
+    """(query_dim, kv_dim, heads, key_dim), kv_dim != query_dim, and no two slips coincide."""
+    plan = iter([(64, 32, 4, 16), (96, 48, 3, 8), (16, 40, 2, 4), (24, 12, 6, 5), (80, 30, 5, 6)])
+
+    def make_case(rng):
+        return next(plan)
+
+    return make_case
+
+
+def _cross_wrong(q_in, k_in, v_in, out):
+    """A count with W_Q reading q_in, W_K k_in, W_V v_in features and W_O writing out."""
+    def count(q, kv, h, k):
+        w, dims = h * k, {"q": q, "kv": kv}
+        return sum(dims[d] * w + w for d in (q_in, k_in, v_in)) + w * dims[out] + dims[out]
+    return count
+
+
+_CROSS_MISTAKES = [
+    Mistake("self_attention_formula", _cross_wrong("q", "q", "q", "q"),
+            "that is Step 4's self-attention count with dim = query_dim, pasted unchanged. In "
+            "cross-attention the keys and values are projected from the OTHER sequence: the K and "
+            "V kernels are (kv_dim, heads, key_dim), only the Q kernel reads query_dim features."),
+    Mistake("kv_dim_everywhere", _cross_wrong("kv", "kv", "kv", "kv"),
+            "you used kv_dim for every projection. The queries, and the output that replaces them, "
+            "have the queries' width: the Q kernel is (query_dim, heads, key_dim) and the output "
+            "kernel (heads, key_dim, query_dim)."),
+    Mistake("output_to_kv", _cross_wrong("q", "kv", "kv", "kv"),
+            "Q, K and V are right, but the output goes back to the QUERIES' width: one output "
+            "token per query, added to the query tokens. The output kernel is (heads, key_dim, "
+            "query_dim) and its bias has query_dim entries."),
+    Mistake("value_from_query", _cross_wrong("q", "kv", "q", "q"),
+            "the values come from the same sequence as the keys (the weights of a key's row "
+            "average that key's value): the V kernel is (kv_dim, heads, key_dim), like K."),
+    Mistake("no_biases", lambda q, kv, h, k: 2 * (q + kv) * h * k,
+            "you counted the kernels only. Add the biases: heads * key_dim for each of Q, K and V, "
+            "and query_dim for the output projection."),
+    Mistake("key_dim_is_total", lambda q, kv, h, k: reference_cross_attention_param_count(q, kv, 1, k),
+            "you treated key_dim as the width of all heads together. In Keras key_dim is ONE "
+            "head's width: each projection writes heads * key_dim features."),
+]
+
+
+def check_cross_attention_param_count(cross_attention_param_count) -> Feedback:
+    """Check ``cross_attention_param_count(query_dim, kv_dim, heads, key_dim)``, exactly, on
+    queries and keys/values of different widths."""
+    return check(cross_attention_param_count, reference_cross_attention_param_count,
+                 _cross_cases(), _CROSS_MISTAKES, title="Exercise 4 · cross-attention parameters",
+                 cases=5, seed=8, atol=0, rtol=0)
+
+
 # ---------------------------------------------------------------- predict-then-run
 
 def _keras_param_count(dim, heads, key_dim) -> int:
@@ -188,16 +259,18 @@ def _keras_param_count(dim, heads, key_dim) -> int:
 def check_fixed_key_dim_prediction(prediction) -> Feedback:
     """Predict-then-run: parameters of MultiHeadAttention(num_heads=8, key_dim=16) on D = 64.
 
-    Step 4's layer has 4 heads of key_dim 16 = D / 4 (16,640 parameters). The learner predicts
-    the count after doubling the heads while KEEPING key_dim = 16. Compared exactly with the
-    layer's count_params() (33,216).
+    Step 3's layer has 4 heads of key_dim 16 = D / 4 (16,640 parameters). The learner predicts
+    the count after doubling the heads while KEEPING key_dim = 16, before Step 4 shows the
+    formula. Compared exactly with the layer's count_params() (33,216).
     """
     measured = _keras_param_count(64, 8, 16)
     base = _keras_param_count(64, 4, 16)
     return compare_prediction(
-        prediction, measured, title="Exercise 4 · 8 heads, key_dim kept at 16", unit="parameters",
+        prediction, measured, title="Exercise 1 · 8 heads, key_dim kept at 16", unit="parameters",
         why=("Only heads x key_dim counts: 8 heads of 16 have 128-wide Q, K and V projections, "
-             "twice D = 64, exactly like 2 heads of key_dim = D in Step 4's table (33,216). With "
+             "twice D = 64, so the four kernels and the Q, K, V biases double; only the output "
+             "bias (D = 64 numbers) does not: 2 x 16,640 - 64. Step 4's second table shows the "
+             "same count for 2 heads of key_dim = D = 64 (the trap column): 2 x 64 = 8 x 16. With "
              "key_dim = D / heads (8 heads of 8) the count would stay 16,640."),
         mistakes=[
             ("heads_split_width", base,
@@ -211,8 +284,8 @@ def check_fixed_key_dim_prediction(prediction) -> Feedback:
              "That is the four kernels (4 x 64 x 8 x 16) without the biases: add 8 x 16 for each "
              "of Q, K and V, and 64 for the output projection."),
             ("eight_times_key_dim_is_d", _keras_param_count(64, 8, 64),
-             "That is the layer with key_dim = D = 64 (Step 4's trap, 8 heads). The prediction "
-             "keeps key_dim = 16."),
+             "That is the layer with key_dim = D = 64 (8 heads of 64 each, the trap of Step 4). "
+             "The question keeps key_dim = 16."),
         ])
 
 

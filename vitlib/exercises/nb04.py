@@ -4,17 +4,23 @@
 - :func:`check_sincos_2d`: the 2-D encoding built from the 1-D one: half the features for the
   row, half for the column, patches listed row by row.
 - :func:`check_cosine_similarity_map`: cosine similarity of every position embedding with every other.
-- :func:`check_shuffle_reading` (interpret): ``answer``, one letter: what Step 2's measured
-  comparison (learned / sine-cosine / none, 3 seeds, ordinary and patch-shuffled test images)
-  shows. Every wrong letter gets its own explanation.
+- :func:`check_variants_prediction` (predict, then read the record; multiple choice):
+  ``answer``, one letter, and ``record``, the shipped ``data/ablation.json`` (a dict): what the
+  record's two variants not shown in Step 2 (``mean-pooling``: no class token, patch tokens
+  averaged; ``no-attention``: MLP-only blocks, patch tokens averaged; both with a learned E_pos)
+  score on patch-shuffled test images. The right letter: both fall far (0.169 and 0.272, from
+  0.838 and 0.845). Every wrong letter gets its own explanation; the verdict prints the recorded
+  numbers.
 - :func:`check_similar_patch_prediction` (predict-then-run): ``prediction``, a patch index
   ``k = 7 * row + column``: the patch whose learned embedding is most similar to that of the
-  patch in row 5, column 1, in the trained classifier's 7x7 table (``table``, (1, 50, dim) with
-  the class token first, or (49, dim)). The checker computes the cosine similarities and
-  compares exactly; the usual guesses (a neighbour, the up-down mirror, the patch itself) get
-  their own hint.
+  patch in row 5, column 3 (on the centre column, so its left-right mirror is itself), in the
+  trained classifier's 7x7 table (``table``, (1, 50, dim) with the class token first, or
+  (49, dim)). The checker computes the cosine similarities and compares exactly; the usual
+  guesses (the other column neighbour, a row neighbour, the up-down mirror, the patch itself)
+  get their own hint, with their similarity and rank computed from the table.
 - :func:`check_position_table` (transfer): ``position_table(height, width, patch, dim)``: the
-  fixed table a sine-cosine ViT adds to its tokens for non-square images: (1 + rows * cols, dim)
+  fixed table that ``vitlib.ViT(image_size=(height, width), patch_size=patch, dim=dim,
+  position="sincos")`` adds to its tokens, checked on non-square images: (1 + rows * cols, dim)
   with rows = height // patch, cols = width // patch; row 0, the class token's, all zeros; then
   the 2-D sine-cosine embedding of the grid, patches row by row.
 
@@ -212,45 +218,51 @@ def check_cosine_similarity_map(fn, cases: int = 5, seed: int | None = None) -> 
                  cases=cases, atol=1e-5, seed=seed)
 
 
-# --- interpret: Step 2's measured comparison -----------------------------------------------
+# --- predict, then read the record: two variants Step 2 does not show ---------------------
 
-SHUFFLE_WHY = ("Models with E_pos read where each patch is, so a shuffled image is an unfamiliar "
-               "one to them and they fall close to chance (0.17 and 0.11). \"none\" never had "
-               "that information: permutation equivariance (Step 1) makes its prediction the "
-               "same for every order of the patches. Where things are is worth 5-8 points on "
-               "ordinary images here.")
-SHUFFLE_OPTIONS = {
-    "a": ("It is tempting: its orange bar is the tallest by far. But shuffled images are a probe, "
-          "not a use case: they show what a model relies on, not which model to deploy. On "
-          "ordinary test images, the ones a classifier meets in use, no position embedding is "
-          "the worst of the three (0.770 against 0.817 and 0.847, every seed)."),
-    "b": ("0.17 is indeed above 0.11 in every seed, but both are close to chance (0.10): both "
-          "models lose about 70 points, so neither is robust to shuffling. The evidence that "
-          "learned beats sine-cosine here is the ordinary test set (0.847 against 0.817, the "
-          "seeds do not overlap), not the shuffled one."),
-    "c": ("An exact tie in every seed does look like a skill, but nothing was learned: all three "
-          "models were trained the same way on ordinary images (one command, only `position` "
-          "differs). Without E_pos the class token's output does not depend on the order of the "
-          "patches for ANY weights (Step 1 showed it on an untrained model), so every prediction "
-          "is the same for every order. The tie comes from the architecture, not from training."),
-    "d": SHUFFLE_WHY,
-}
+def _shuffled(record, variant):
+    s = record["summary"][variant]
+    return s["test_accuracy"]["mean"], s["shuffled_test_accuracy"]["mean"]
 
 
-def check_shuffle_reading(answer) -> Feedback:
-    """Interpret: what do Step 2's bars (3 seeds; test and patch-shuffled test images) show?
+def check_variants_prediction(answer, record) -> Feedback:
+    """Predict: ``mean-pooling`` and ``no-attention`` (learned E_pos, patch tokens averaged) on
+    patch-shuffled test images. (a) both keep their accuracy, an average ignores the order;
+    (b) mean-pooling falls, no-attention keeps it; (c) no-attention falls, mean-pooling keeps it;
+    (d) right: both fall far, every token carries the E_pos row of its place.
 
-    (a) none is the most useful choice, its accuracy survives shuffling; (b) learned wins because
-    it is more robust to shuffling; (c) none learned to ignore the order; (d) right: the models
-    with E_pos rely on where the patches are, none cannot see the order and so loses nothing.
+    ``record``: the shipped ``ablation.json`` as a dict; the verdict prints its numbers.
     """
-    return choose(answer, options=SHUFFLE_OPTIONS, correct="d", why=SHUFFLE_WHY,
-                  title="Exercise 3 · reading the shuffle test")
+    mp_test, mp_shuf = _shuffled(record, "mean-pooling")
+    na_test, na_shuf = _shuffled(record, "no-attention")
+    none_test, none_shuf = _shuffled(record, "none")
+    learned_shuf = _shuffled(record, "learned")[1]
+    measured = (f"The record: mean-pooling {mp_test:.3f} -> {mp_shuf:.3f} shuffled, no-attention "
+                f"{na_test:.3f} -> {na_shuf:.3f} (3 seeds each; chance is 0.10).")
+    why = (f"{measured} Shuffling does not only reorder the tokens: a patch moved to another place "
+           "is added to the E_pos row of its NEW place, so the tokens themselves change, and an "
+           "average (or attention) of other tokens gives another answer. Only \"none\" has tokens "
+           f"that move unchanged ({none_test:.3f} -> {none_shuf:.3f}). Why no-attention loses a "
+           "little less than mean-pooling the record does not say.")
+    options = {
+        "a": (f"Tempting: \"none\" survives shuffling, and an average does not depend on the "
+              f"order of what it averages. But these tokens are not the same tokens in another "
+              f"order: each patch is added to the E_pos row of the place it lands on. {measured}"),
+        "b": (f"Without attention no token sees the others, true, but every token still knows its "
+              f"OWN place: its E_pos row is added before the MLP, which can read \"this content "
+              f"at this place\". Moved, a patch becomes another token. {measured}"),
+        "c": (f"Mean-pooling is the course model with an average instead of a class token: it "
+              f"keeps E_pos and attention, so it relies on the layout as much as \"learned\" "
+              f"({learned_shuf:.3f} shuffled). {measured}"),
+        "d": why,
+    }
+    return choose(answer, options=options, correct="d", why=why,
+                  title="Exercise 3 · shuffled images, two more variants")
 
 
 # --- predict-then-run: the learned table's most similar patch ------------------------------
 
-SIMILAR_QUERY = (5, 1)  # row, column on the 7x7 grid
+SIMILAR_QUERY = (5, 3)  # row, column on the 7x7 grid: the centre column, its own mirror
 
 
 def _patch_table(table):
@@ -272,44 +284,53 @@ def most_similar_patch(table, row, col) -> tuple[int, float]:
 
 
 def check_similar_patch_prediction(prediction, table) -> Feedback:
-    """Predict-then-run: the patch whose learned embedding is most like that of (5, 1).
+    """Predict-then-run: the patch whose learned embedding is most like that of (5, 3).
 
     ``table``: the trained classifier's learned E_pos, (1, 50, dim) or (49, dim). For the
-    shipped classifier the answer is patch 40 = (5, 5), the left-right mirror.
+    shipped classifier the answer is patch 45 = (6, 3), the column neighbour below (0.62; the
+    one above, (4, 3), has 0.55). The patch is on the centre column: its mirror is itself.
     """
     r, c = SIMILAR_QUERY
-    best, value = most_similar_patch(table, r, c)
-    sim = _cosine_map(_patch_table(table))[7 * r + c]
+    q = 7 * r + c
+    best, _ = most_similar_patch(table, r, c)
+    sim = _cosine_map(_patch_table(table))[q]
+    others = [int(k) for k in np.argsort(-sim) if k != q]  # most similar first
     br, bc = divmod(best, 7)
 
     def said(k):
-        return f"patch {k} = (row {k // 7}, column {k % 7}) has similarity {sim[k]:.2f}"
+        return (f"patch {k} = (row {k // 7}, column {k % 7}) has similarity {sim[k]:.2f}, "
+                f"rank {others.index(k) + 1} of 48")
 
+    up, down = 7 * (r - 1) + c, 7 * (r + 1) + c
+    column = {up: down, down: up}
     guesses = [
-        ("itself", 7 * r + c, "Not the patch itself (its similarity is 1 by definition): the "
-                              "most similar OTHER patch."),
-        ("column_neighbour_above", 7 * (r - 1) + c,
-         f"The column neighbours come second: {said(7 * (r - 1) + c)}, {said(7 * (r + 1) + c)}. "
-         f"Step 5's numbers: the left-right mirror is on average more similar still."),
-        ("column_neighbour_below", 7 * (r + 1) + c,
-         f"The column neighbours come second: {said(7 * (r + 1) + c)}, {said(7 * (r - 1) + c)}. "
-         f"Step 5's numbers: the left-right mirror is on average more similar still."),
-        ("row_neighbour_left", 7 * r + c - 1,
-         f"That is what a sine-cosine table would say (round blobs), but this learned table "
-         f"hardly links row neighbours: {said(7 * r + c - 1)}."),
-        ("row_neighbour_right", 7 * r + c + 1,
-         f"That is what a sine-cosine table would say (round blobs), but this learned table "
-         f"hardly links row neighbours: {said(7 * r + c + 1)}."),
+        ("itself", q, f"Its left-right mirror is itself (column 6 - {c} = {c}), and a patch's "
+                      "similarity with itself is 1 by definition: the question asks for ANOTHER "
+                      "patch. With the mirror out of play, use Step 5's next rule."),
         ("up_down_mirror", 7 * (6 - r) + c,
          f"The up-down mirror: {said(7 * (6 - r) + c)}. The training flips images left-right "
          f"only, never upside down."),
     ]
+    for k in (up, down):
+        if k != best:
+            guesses.append((f"column_neighbour_{'above' if k == up else 'below'}", k,
+                            f"The right kind of patch, a neighbour in the same column (Step 5's "
+                            f"second rule): {said(k)}. The other column neighbour, "
+                            f"{said(column[k])}, wins; the averages of Step 5 cannot tell which "
+                            f"of the two does."))
+    for k, side in ((q - 1, "left"), (q + 1, "right")):
+        guesses.append((f"row_neighbour_{side}", k,
+                        f"That is what a sine-cosine table would say (round blobs), but in this "
+                        f"learned table row neighbours come after column neighbours (Step 5's "
+                        f"averages: +0.15 against +0.43): {said(k)}."))
+    if (br, bc) in ((r - 1, c), (r + 1, c)):
+        kind = (f"a neighbour in the same column; the other one, {said(column[best])}. The "
+                "patch is its own left-right mirror, so Step 5's second rule decides")
+    else:
+        kind = "the highest of all"
     return compare_prediction(
         prediction, best, title="Exercise 4 · the most similar position",
-        why=(f"The answer: {said(best)}, " + (
-            f"its left-right mirror (the same row, column 6 - {c} = {6 - c}). The training flips every "
-            "garment left-right half of the time, so a patch and its mirror position see the "
-            "same kinds of content." if (br, bc) == (r, 6 - c) else "the highest of all.")),
+        why=f"The answer: {said(best)}: {kind}.",
         mistakes=[(name, k, hint) for name, k, hint in guesses if k != best])
 
 
@@ -339,7 +360,7 @@ POSITION_TABLE_MISTAKES = (
             lambda h, w, p, d: np.concatenate([_sincos_2d(1, 1, d), _sincos_2d(h // p, w // p, d)]),
             "your class-token row is the embedding of position (0, 0), the top-left patch's. The "
             "class token has no place on the grid: give it a row of zeros, as "
-            "vitlib.PositionEmbedding('sincos') does."),
+            "vitlib.PositionEmbedding(grid, kind='sincos') does."),
     Mistake("class_token_last",
             lambda h, w, p, d: np.concatenate([_sincos_2d(h // p, w // p, d), np.zeros((1, d))]),
             "the class token is token 0 (Eq. 1: [x_class; x_p^1 E; ...]): its zero row comes "
