@@ -123,10 +123,11 @@ def rewrite_links(page: str, *, glossary: str, index: str | None = None) -> str:
     return page
 
 
-def _markdown(text: str) -> str:
+def _markdown(text: str, html: bool = False) -> str:
+    """Markdown to HTML; raw HTML only where asked (the glossary's own row anchors)."""
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return MarkdownIt("commonmark", {"html": html}).enable("table").render(text)
 
 
 def _title(path: Path) -> str:
@@ -272,7 +273,7 @@ def course_map(readme: Path = ROOT / "README.md") -> str:
 def glossary_page(out: Path = BUILD / "html") -> Path:
     """GLOSSARY.md as ``out/glossary.html`` (the decks and the pages link to it)."""
     out.mkdir(parents=True, exist_ok=True)
-    glossary = _markdown((ROOT / "GLOSSARY.md").read_text(encoding="utf-8"))
+    glossary = _markdown((ROOT / "GLOSSARY.md").read_text(encoding="utf-8"), html=True)
     glossary = re.sub(r'href="(?:\.\./)?notebooks/(\d\d_[\w-]+)\.ipynb"', r'href="\1.html"',
                       glossary)
     nav = '<nav class="course-nav"><a href="index.html">⌂ Course map</a></nav>'
