@@ -140,7 +140,7 @@ FIRST_FIGURE = """(() => {
   for (let h = 0; h < tops.length; h++) {
     const subs = tops[h].querySelectorAll(':scope > section');
     const list = subs.length ? [...subs] : [tops[h]];
-    for (let v = 0; v < list.length; v++) if (list[v].querySelector('img')) return [h, v];
+    for (let v = 0; v < list.length; v++) if (list[v].querySelector('.jp-OutputArea-output img')) return [h, v];
   }
   return null;
 })()"""
