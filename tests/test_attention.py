@@ -184,3 +184,28 @@ def test_query_key_value_and_output_kernels_start_independent():
     for i in range(4):
         for j in range(i + 1, 4):
             assert not np.allclose(kernels[i], kernels[j]), (i, j)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="a TensorFlow graph")
+@pytest.mark.parametrize("scores", [False, True])
+def test_mask_in_a_graph_with_unknown_lengths(scores):
+    """In a tf.function whose batch and token counts are unknown, the mask's shape check compares
+    only known sizes (it used to test a symbolic size as a Python bool) and the output is the eager
+    one; where the token count is known, a mask that cannot fit is still refused by name."""
+    import tensorflow as tf
+
+    from vitlib.attention import causal_mask
+
+    layer = MultiHeadSelfAttention(num_heads=2)
+    x = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
+    mask = causal_mask(5)
+    eager = layer(x, mask=mask, return_attention_scores=scores)
+    graph = tf.function(lambda x, m: layer(x, mask=m, return_attention_scores=scores),
+                        input_signature=[tf.TensorSpec((None, None, 8)),
+                                         tf.TensorSpec((None, None), tf.bool)])
+    for e, g in zip(tf.nest.flatten(eager), tf.nest.flatten(graph(x, mask)), strict=True):
+        np.testing.assert_allclose(ops.convert_to_numpy(g), ops.convert_to_numpy(e), atol=1e-6)
+    wrong = tf.function(lambda x: layer(x, mask=np.ones((4, 4), bool)),
+                        input_signature=[tf.TensorSpec((None, 5, 8))])
+    with pytest.raises(ValueError, match="`mask` must broadcast"):
+        wrong(x)

@@ -22,8 +22,8 @@ def _mask_value(dtype) -> float:
 
 def _check_mask(mask, scores_shape):
     """A mask must broadcast to the scores' (..., queries, keys)."""
-    mshape = tuple(ops.shape(mask))
-    want = tuple(scores_shape)
+    mshape = _known(ops.shape(mask))  # sizes unknown while tracing are not compared
+    want = _known(scores_shape)
     ok = len(mshape) >= 2 and len(mshape) <= len(want)
     if ok:
         for m, s in zip(reversed(mshape), reversed(want), strict=False):
@@ -49,17 +49,18 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     Returns ``(output, weights)``: output (..., queries, d_v); weights (..., queries, keys),
     each row summing to 1 over the keys.
     """
-    qs, ks, vs = ops.shape(q), ops.shape(k), ops.shape(v)
+    # Sizes unknown while tracing (a graph with unknown batch or tokens) are None: not compared.
+    qs, ks, vs = _known(ops.shape(q)), _known(ops.shape(k)), _known(ops.shape(v))
     if len(qs) < 2 or len(ks) != len(qs) or len(vs) != len(qs):
         raise ValueError(
             f"`q`, `k`, `v` must have the same rank >= 2 (..., tokens, features), "
             f"got shapes {tuple(qs)}, {tuple(ks)}, {tuple(vs)}."
         )
-    if qs[-1] != ks[-1]:
+    if None not in (qs[-1], ks[-1]) and qs[-1] != ks[-1]:
         raise ValueError(f"`q` and `k` must have the same feature size, got {qs[-1]} and {ks[-1]}.")
-    if ks[-2] != vs[-2]:
+    if None not in (ks[-2], vs[-2]) and ks[-2] != vs[-2]:
         raise ValueError(f"`k` and `v` must have the same number of keys, got {ks[-2]} and {vs[-2]}.")
-    if not (_known(qs[:-2]) == _known(ks[:-2]) == _known(vs[:-2])):
+    if not all(len({a, b, c} - {None}) <= 1 for a, b, c in zip(qs[:-2], ks[:-2], vs[:-2], strict=True)):
         raise ValueError(f"`q`, `k`, `v` must have the same leading (batch, heads) axes, got shapes "
                          f"{tuple(qs)}, {tuple(ks)}, {tuple(vs)}.")
     if mask is not None:
@@ -67,7 +68,8 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     # (q / sqrt(d_k)) k^T = q k^T / sqrt(d_k). Scaling the queries costs (queries, d_k) work;
     # scaling the scores would cost one more pass over (queries, keys) and another tensor that
     # size. keras.layers.MultiHeadAttention also scales the queries (see benchmarks/attention.py).
-    q = ops.multiply(q, 1.0 / math.sqrt(qs[-1]))
+    d_k = qs[-1] if qs[-1] is not None else ops.cast(ops.shape(q)[-1], q.dtype)
+    q = ops.multiply(q, 1.0 / math.sqrt(d_k) if isinstance(d_k, int) else ops.rsqrt(d_k))
     scores = ops.matmul(q, ops.swapaxes(k, -1, -2))  # (..., queries, keys)
     if mask is not None:
         scores = ops.where(ops.cast(mask, "bool"), scores, ops.cast(_mask_value(scores.dtype), scores.dtype))
