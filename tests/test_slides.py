@@ -154,7 +154,7 @@ def test_deck_has_notes_on_every_slide_and_no_markers_or_solutions(notebook):
         pytest.fail(f"not built: {deck.relative_to(ROOT)}; run `make slides` first")
     text = deck.read_text(encoding="utf-8")
     assert text.count('<aside class="notes">') == _expected_slides(notebook)
-    for leftover in ("NBVAL_", "BEGIN SOLUTION", "END SOLUTION"):
+    for leftover in ("NBVAL_", "# tolerance:", "BEGIN SOLUTION", "END SOLUTION"):
         assert leftover not in text, f"{deck.name}: {leftover!r} is on a slide"
 
 

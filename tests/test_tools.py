@@ -133,3 +133,11 @@ def test_executor_drops_tensorflow_log_noise_and_merges_streams():
     executor.tidy(nb)
     assert [(o["name"], o["text"]) for o in nb.cells[0].outputs] == [
         ("stdout", "every output inside the range: True\n"), ("stderr", "UserWarning: a real warning\n")]
+
+
+def test_editions_help_makes_no_folder(tmp_path, monkeypatch, capsys):
+    """`make_editions.py --help` prints the usage; it used to create a folder named "--help"."""
+    monkeypatch.chdir(tmp_path)
+    assert editions.cli(["--help"]) == 0 and "Usage" in capsys.readouterr().err
+    assert editions.cli(["only_a_folder"]) == 2
+    assert list(tmp_path.iterdir()) == []

@@ -140,7 +140,8 @@ def _title(path: Path) -> str:
 
 SLIDE_STARTS = ("slide", "subslide")
 MAX_SLIDE_CODE_LINES = 12  # longer code is hidden on slides (tag "slides-hide-input") or skipped
-MARKER = re.compile(r"^[ \t]*# NBVAL_\w+[ \t]*\n?", flags=re.M)
+#: Lines for the checks, not the audience: nbval's markers and tests/test_notebooks.py's tolerances.
+MARKER = re.compile(r"^[ \t]*# (?:NBVAL_\w+|tolerance:[ \t]*\S+)[ \t]*\n?", flags=re.M)
 
 
 def slide_type(cell) -> str:

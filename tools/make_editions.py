@@ -118,5 +118,14 @@ def main(out_dir: str, paths: list[str]) -> int:
     return 0
 
 
+def cli(argv: list[str]) -> int:
+    """``OUT_DIR NOTEBOOK...``; ``-h``/``--help`` or too few arguments print the usage (and
+    never create a folder named after an option)."""
+    if len(argv) < 2 or any(a.startswith("-") for a in argv):
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    return main(argv[0], argv[1:])
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2:]))
+    sys.exit(cli(sys.argv[1:]))
