@@ -142,4 +142,72 @@ def render() -> str:
                 f"{r['validation_images']} tiles; logistic regressions on {base}; the ViT fine-tuned "
                 f"from the classifier {_summary(r['summary']['pretrained'])}, from scratch "
                 f"{_summary(r['summary']['scratch'])} (seeds {r['seeds']}).", ""]
+    out += _beyond_classification()
     return "\n".join(out)
+
+
+def _ms(s: dict) -> str:
+    """Mean and spread of a summary: "mean ± std (min-max)" (std where the record has it)."""
+    std = f" ± {s['std']:.3f}" if "std" in s else ""
+    return f"{s['mean']:.3f}{std} ({s['min']:.3f}-{s['max']:.3f})"
+
+
+def _beyond_classification() -> list[str]:
+    """Notebooks 13-15: DETR, axial attention, Set Transformer, Image Transformer, VideoBERT."""
+    out = []
+    r = _read("detr_fashion.json")
+    if r:
+        t, base = r["test_summary"], r["baselines"]
+        out += [f"**DETR on canvases of 1-3 items** (`{r['command']}`, notebook 13): "
+                f"{r['recipe']['num_queries']} object queries, seeds {r['seeds']}; on "
+                f"{r['recipe']['test_canvases']} test canvases, items found (right class, box IoU "
+                f">= 0.5) {_summary(t['item_accuracy'])}, mean IoU of the located items "
+                f"{_summary(t['mean_iou'])}; connected components + the classifier "
+                f"{base['components']['test']['item_accuracy']:.3f}; one mean box of the commonest "
+                f"class {base['floor']['test']['item_accuracy']:.3f}. Thresholds, smallest region "
+                "and encoder chosen on the validation canvases.", ""]
+    r = _read("axial_cost.json")
+    if r:
+        cross = r["analysis"].get("crossover", {})
+        out += [f"**Axial against full attention, cost** (`{r['command']}`, notebook 14): "
+                f"grids {r['config']['grids']}, dim {r['config']['dim']}, {r['config']['heads']} "
+                f"heads, batch {r['config']['batch']}, on {_machine(r['machine'])} (load average "
+                f"{r['load_average']['start'][0]:.1f} at the start). The smallest grid from which "
+                "axial attention is cheaper (wall time / CPU time / XLA's temporary memory): "
+                + "; ".join(f"{mode} {c.get('time')} / {c.get('cpu_time')} / {c.get('xla_memory')}"
+                            for mode, c in cross.items() if isinstance(c, dict)) + ".", ""]
+    r = _read("axial_segment.json")
+    if r:
+        s = r["summary"]
+        cells = [f"{k} ({s[k]['parameters']:,} parameters) {_ms(s[k]['mean_iou'])}"
+                 for k in ("full", "full2", "axial") if k in s]
+        out += [f"**Axial attention in the segmenter** (`{r['command']}`, notebook 14): mean IoU "
+                f"on {r['test_canvases']} test canvases, seeds {r['seeds']}: " + "; ".join(cells)
+                + f"; all background {r['all_background']['mean_iou']:.3f}.", ""]
+    r = _read("sets.json")
+    if r:
+        s, ref = r["summary"], r["references"]["test"]
+        cells = [f"{k} ({v['parameters']:,} parameters, learning rate {v['peak_learning_rate']:g}) "
+                 f"{_ms(v['test_accuracy'])}" for k, v in s.items()]
+        out += [f"**Counting distinct classes in sets of 2-10 items** (`{r['command']}`, notebook "
+                f"14): exact-count test accuracy, seeds {r['seeds']}: " + "; ".join(cells)
+                + f"; classify each item then count {ref['classify_then_count']['accuracy']:.3f}; "
+                f"the most frequent count {ref['most_frequent_count']['accuracy']:.3f}.", ""]
+    r = _read("image_transformer.json")
+    if r:
+        b = r["baselines_test_bits_per_dim"]
+        out += [f"**Image Transformer** (`{r['command']}`, notebook 15): "
+                f"{r['settings']['levels']} grey levels, 14x14 pixels, seeds {r['seeds']}; test "
+                f"bits per dimension {_summary(r['test_bits_per_dim'])} against the per-pixel "
+                f"marginal {b['per_pixel_marginal']:.3f}, one marginal for all pixels "
+                f"{b['global_marginal']:.3f}, uniform {b['uniform']:.3f}.", ""]
+    r = _read("videobert.json")
+    if r:
+        b = r["baselines"]
+        out += [f"**VideoBERT on toy clips** (`{r['command']}`, notebook 15): "
+                f"{r['settings']['words']} visual words (k-means of the classifier's features), "
+                f"seeds {r['seeds']}; masked-word test accuracy {_ms(r['test_accuracy'])} against "
+                f"a table of the neighbours' words {b['neighbour_counts']['test_accuracy']:.3f}, "
+                f"copying the previous frame {b['copy_previous_frame']['test_accuracy']:.3f}, the "
+                f"most frequent word {b['most_frequent_word']['test_accuracy']:.3f}.", ""]
+    return out

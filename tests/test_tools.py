@@ -141,3 +141,15 @@ def test_editions_help_makes_no_folder(tmp_path, monkeypatch, capsys):
     assert editions.cli(["--help"]) == 0 and "Usage" in capsys.readouterr().err
     assert editions.cli(["only_a_folder"]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_records_matches_runs_and_ignores_times():
+    compare = load_tool("compare_records").compare
+    shipped = {"runs": [{"seed": 0, "model": "a", "test": {"accuracy": 0.80}, "training_seconds": 9},
+                        {"seed": 1, "model": "a", "test": {"accuracy": 0.70}}]}
+    same = {"runs": [{"seed": 0, "model": "a", "test": {"accuracy": 0.803}, "training_seconds": 99}]}
+    assert compare(shipped, same, 0.01)[1]
+    drifted = {"runs": [{"seed": 1, "model": "a", "test": {"accuracy": 0.75}}]}
+    lines, ok = compare(shipped, drifted, 0.01)
+    assert not ok and any("test.accuracy" in line for line in lines)
+    assert not compare(shipped, {"runs": [{"seed": 2, "model": "a"}]}, 0.01)[1]

@@ -15,7 +15,11 @@ Each module is one idea, built in the open in one notebook first:
 - :mod:`vitlib.mae`         the masked autoencoder (09)
 - :mod:`vitlib.segment`     per-patch segmentation of canvases with the course's encoder (10)
 - :mod:`vitlib.distribute`  data and tensor (model) parallel training with keras.distribution (12)
-- :mod:`vitlib.cross_attention`, :mod:`vitlib.axial`, :mod:`vitlib.sets`   cross-attention and learned queries, axial attention, Set Transformer blocks (10, 13-15)
+- :mod:`vitlib.cross_attention`, :mod:`vitlib.axial`, :mod:`vitlib.sets`   cross-attention and
+  learned queries, axial attention, Set Transformer blocks (10, 13, 14)
+- :mod:`vitlib.detr`        DETR: object queries, Hungarian matching loss, scenes, scores (13)
+- :mod:`vitlib.set_tasks`   sets of item features, Set Transformer and Deep Sets models (14)
+- :mod:`vitlib.tokens`      Image Transformer and VideoBERT over discrete tokens (15)
 - :mod:`vitlib.data`, :mod:`vitlib.course_files`   datasets, photos and shipped files, offline (00)
 
 The commands that train and measure (the shipped checkpoints and records) are in the

@@ -20,7 +20,8 @@ from .cross_attention import LearnedQueries, MultiHeadCrossAttention
 
 
 def _row_ff(dim: int, name: str) -> layers.Layer:
-    """rFF: the same two-layer MLP on every element (row) of the set."""
+    """rFF: one Dense layer with ReLU, the same on every element (row) of the set (the paper
+    allows "any row-wise feedforward layer")."""
     return layers.Dense(dim, activation="relu", name=name)
 
 
