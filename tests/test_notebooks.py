@@ -63,6 +63,15 @@ def test_stored_as_a_clean_run(path):
             assert not leak.search(text), f"local path in output: {text[:120]}"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_unique_id(path):
+    """nbformat 4.5 cells carry an id (a cell inserted by hand without one makes nbformat warn
+    in every deck build and will become an error); ids must be unique within the notebook."""
+    ids = [c.get("id") for c in _cells(path)]
+    assert None not in ids, f"cells without an id: {[i for i, x in enumerate(ids) if x is None]}"
+    assert len(set(ids)) == len(ids), "duplicate cell ids"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=lambda p: p.name)
 def test_teaching_notebooks_have_checked_outputs_exercises_and_a_misconception(path):
     cells = _cells(path)
