@@ -123,9 +123,9 @@ def test_duplicates_prediction_on_set_models():
 
 # --- Exercises 3, 4, 6: interpret; every wrong letter gets its own explanation -----------------
 
-@pytest.mark.parametrize("checker, correct", [(nb14.check_cost_answer, "b"),
-                                              (nb14.check_control_answer, "b"),
-                                              (nb14.check_sets_answer, "b")])
+@pytest.mark.parametrize("checker, correct", [(nb14.check_cost_answer, "c"),
+                                              (nb14.check_control_answer, "d"),
+                                              (nb14.check_sets_answer, "a")])
 def test_interpret_checkers(checker, correct):
     assert checker(correct).passed and checker(correct.upper() + " ").passed
     messages = set()
@@ -155,6 +155,11 @@ def test_the_numbers_the_interpret_checkers_quote_are_the_records():
     assert round(rows[14, "forward"]["cpu_ratio_full_over_axial"], 2) == 1.02  # Exercise 3
     assert rows[14, "forward"]["axial_cpu_clearly_faster"]
     assert cost["analysis"]["crossover"]["forward"]["cpu_time_clearly"] == 14
+    assert cost["analysis"]["crossover"]["forward"]["time_clearly"] == 20  # wall-clock: not at 14x14
+    assert not rows[14, "forward"]["axial_clearly_faster"] and not rows[14, "forward"]["axial_clearly_slower"]
+    assert round(rows[14, "forward"]["time_ratio_full_over_axial"], 2) == 0.98
+    load = cost["load_average"]  # Exercise 3 and Step 2: "load 1.8 -> 5.0"
+    assert (round(load["start"][0], 1), round(load["end"][0], 1)) == (1.8, 5.0)
     assert all(rows[g, "train"]["axial_cpu_clearly_slower"] for g in (4, 7, 10))
     assert round(rows[14, "train"]["xla_temp_mib"]["full"], 1) == 7.5
     assert round(rows[14, "train"]["xla_temp_mib"]["axial"], 1) == 1.9
@@ -182,3 +187,9 @@ def test_the_numbers_the_interpret_checkers_quote_are_the_records():
     assert min(summary["set_transformer_isab"]["test_accuracy"]["min"],
                summary["set_transformer_sab"]["test_accuracy"]["min"]) > summary["deep_sets"]["test_accuracy"]["max"]
     assert round(sets["references"]["test"]["classify_then_count"]["accuracy"], 3) == 0.748
+    by_size = {k: np.mean([[r["test"]["accuracy_by_size"][str(n)] for n in (6, 8, 10)]
+                           for r in sets["runs"] if r["model"] == k], axis=0) for k in sets["models"]}
+    lead = by_size["set_transformer_sab"] - by_size["deep_sets"]  # Step 7 and the summary
+    assert [round(x, 2) for x in lead] == [0.03, -0.0, 0.06]
+    assert round(by_size["set_transformer_sab"][-1], 2) == 0.75
+    assert abs(by_size["deep_sets"][-1] - 0.685) < 1e-9  # quoted as 0.69 (rounded half up)
