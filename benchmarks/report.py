@@ -22,6 +22,7 @@ import distribution
 import hybrid
 import notebook_times
 import recipes
+import reproduction
 import shipped
 import time_curve
 
@@ -45,6 +46,8 @@ SECTIONS = (  # (module, record, title if missing, the command that measures it)
      "--out benchmarks/results/hybrid_course_recipe.json"),
     (distribution, distribution.OUT, "Training step time on VIRTUAL devices (keras.distribution)",
      ".venv/bin/python benchmarks/distribution.py"),
+    (reproduction, reproduction.OUT, reproduction.TITLE,
+     ".venv/bin/python benchmarks/reproduction.py data/NAME.json=RERUN.json ..."),
 )
 
 
